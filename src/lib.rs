@@ -1,0 +1,2 @@
+//! stsgate — a credential broker for direct-to-cloud uploads.
+pub mod providers;

@@ -1,0 +1,4 @@
+//! Cloud providers.
+pub mod crypto;
+pub mod error;
+pub use error::ProviderError;
