@@ -96,11 +96,17 @@ mod tests {
     #[test]
     fn hmac_known_answers() {
         assert_eq!(
-            hex(hmac_sha1(b"key", b"The quick brown fox jumps over the lazy dog")),
+            hex(hmac_sha1(
+                b"key",
+                b"The quick brown fox jumps over the lazy dog"
+            )),
             "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9"
         );
         assert_eq!(
-            hex(hmac_sha256(b"key", b"The quick brown fox jumps over the lazy dog")),
+            hex(hmac_sha256(
+                b"key",
+                b"The quick brown fox jumps over the lazy dog"
+            )),
             "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
         );
         assert_eq!(
@@ -108,7 +114,10 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(hex(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(hex(sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
     }
 
     #[test]
@@ -120,7 +129,10 @@ mod tests {
     fn url_safe_base64_round_trips_without_padding() {
         let enc = b64_url(b"\xff\xfe\xfd?");
         assert!(!enc.contains('+') && !enc.contains('/'));
-        assert_eq!(b64_url_decode(enc.trim_end_matches('=')).unwrap(), b"\xff\xfe\xfd?");
+        assert_eq!(
+            b64_url_decode(enc.trim_end_matches('=')).unwrap(),
+            b"\xff\xfe\xfd?"
+        );
     }
 
     #[test]

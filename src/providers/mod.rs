@@ -1,4 +1,241 @@
-//! Cloud providers.
+//! Cloud providers: one [`CredentialProvider`] per cloud, a [`Registry`] of the enabled
+//! ones, the shared upstream [`budget`], the retrying HTTP driver ([`http`]) and the
+//! signing helpers ([`crypto`]). The HTTP layer knows no cloud; it talks to this trait.
+
+pub mod budget;
 pub mod crypto;
 pub mod error;
+pub mod http;
+pub mod section;
+
+pub mod aliyun;
+pub mod aws;
+pub mod baidu;
+pub mod huawei;
+pub mod ksyun;
+pub mod qiniu;
+pub mod tencent;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use secrecy::SecretString;
+use tokio::time::Instant;
+
 pub use error::ProviderError;
+
+use crate::error::ApiError;
+use crate::upload::module::{CloudType, UploadModule};
+
+/// What the upload service asks a provider for.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// JWT sub (for session names; never a secret).
+    pub sub: String,
+    /// The allocated objectId.
+    pub object_id: i64,
+    /// stsgate's key (`relativePath`), or the folder prefix ending in `/` when `is_dir`.
+    /// Providers whose cloud dictates the key (Tencent LKE) ignore it.
+    pub planned_key: String,
+    /// Lower-case extension.
+    pub extension: String,
+    /// The module.
+    pub module: UploadModule,
+    /// Folder/sequence upload: credentials cover the prefix.
+    pub is_dir: bool,
+    /// Largest object for this module.
+    pub max_bytes: u64,
+    /// Callback to announce when `isNeedCallback=1`.
+    pub callback: Option<CallbackPlan>,
+    /// The request's deadline for everything upstream.
+    pub deadline: Instant,
+    /// Unix seconds now.
+    pub now: i64,
+}
+
+/// The callback a client (or the cloud) should make after the upload.
+#[derive(Debug, Clone)]
+pub struct CallbackPlan {
+    /// `public_base_url + /upload/callback`.
+    pub url: String,
+    /// objectId.
+    pub object_id: i64,
+    /// resourceType.
+    pub resource_type: u8,
+}
+
+/// A browser form upload: POST `url` with `fields` (in order) before the `file` part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    /// Full POST URL (bucket host).
+    pub url: String,
+    /// Form fields in order, with the cloud's own names.
+    pub fields: Vec<(String, String)>,
+    /// The policy value (repeated at the top level of the answer).
+    pub policy: String,
+    /// The signature value (repeated at the top level of the answer).
+    pub signature: String,
+}
+
+/// Cloud-specific callback values that replace the literal form body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackOverride {
+    /// `callbackBody` (an OSS template, Qiniu's put-policy body, ...).
+    pub body: Option<String>,
+    /// OSS `callback` parameter (base64 JSON).
+    pub callback: Option<String>,
+    /// OSS `callbackVar` parameter (base64 JSON).
+    pub callback_var: Option<String>,
+}
+
+/// What a provider issued.
+pub struct Issued {
+    /// Temporary access key id (Qiniu: the access key).
+    pub access_key_id: String,
+    /// Temporary secret (Qiniu: empty).
+    pub secret_access_key: SecretString,
+    /// Session token (Qiniu: the upload token).
+    pub security_token: SecretString,
+    /// Bucket.
+    pub bucket: String,
+    /// Service endpoint, never containing the bucket.
+    pub endpoint: String,
+    /// Region.
+    pub region: String,
+    /// The object key (or prefix) the credentials allow writing.
+    pub relative_path: String,
+    /// Expiry (Unix seconds) as the cloud returned it.
+    pub expiration: i64,
+    /// Start (Unix seconds) when the cloud gives one.
+    pub start_time: Option<i64>,
+    /// Browser form upload, where the cloud has one.
+    pub form: Option<Form>,
+    /// Callback values specific to this cloud.
+    pub callback: Option<CallbackOverride>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("access_key_id", &"<redacted>")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("relative_path", &self.relative_path)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A callback request as received, for signature verification.
+#[derive(Debug, Clone)]
+pub struct CallbackInput {
+    /// HTTP method.
+    pub method: String,
+    /// The raw (still percent-encoded) path.
+    pub raw_path: String,
+    /// The raw query string, exactly as received.
+    pub raw_query: Option<String>,
+    /// All headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub body: Bytes,
+}
+
+/// One cloud.
+#[async_trait]
+pub trait CredentialProvider: Send + Sync + 'static {
+    /// The cloud type this provider serves.
+    fn cloud_type(&self) -> CloudType;
+
+    /// Obtains credentials for one upload.
+    async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError>;
+
+    /// Verifies a cloud-signed upload callback (only clouds that sign callbacks).
+    async fn verify_callback(&self, _input: &CallbackInput) -> Result<(), ApiError> {
+        Err(ApiError::BadCallbackSignature(
+            "this cloud does not sign callbacks".into(),
+        ))
+    }
+}
+
+/// Who a callback claims to come from, decided by its headers (PRODUCT §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOrigin {
+    /// Signed by a cloud; verified only by that cloud's signature.
+    Cloud(CloudType),
+    /// The uploading user, with a JWT.
+    User,
+}
+
+/// `x-oss-pub-key-url` → Aliyun OSS; `Authorization: QBox …`/`Qiniu …` → Qiniu; else the user.
+pub fn callback_origin(headers: &HeaderMap) -> CallbackOrigin {
+    if headers.contains_key("x-oss-pub-key-url") {
+        return CallbackOrigin::Cloud(CloudType::Aliyun);
+    }
+    if let Some(auth) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if auth.starts_with("QBox ") || auth.starts_with("Qiniu ") {
+            return CallbackOrigin::Cloud(CloudType::Qiniu);
+        }
+    }
+    CallbackOrigin::User
+}
+
+/// The enabled providers.
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_type: BTreeMap<CloudType, Arc<dyn CredentialProvider>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.by_type.keys().map(|c| c.name()))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Adds a provider.
+    pub fn insert(&mut self, p: Arc<dyn CredentialProvider>) {
+        self.by_type.insert(p.cloud_type(), p);
+    }
+
+    /// The provider for `cloud`, when enabled.
+    pub fn get(&self, cloud: CloudType) -> Option<&Arc<dyn CredentialProvider>> {
+        self.by_type.get(&cloud)
+    }
+
+    /// Enabled cloud types.
+    pub fn enabled(&self) -> Vec<CloudType> {
+        self.by_type.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_origin_follows_header_precedence() {
+        let mut h = HeaderMap::new();
+        assert_eq!(callback_origin(&h), CallbackOrigin::User);
+        h.insert("authorization", "Bearer x".parse().unwrap());
+        assert_eq!(callback_origin(&h), CallbackOrigin::User);
+        h.insert("authorization", "QBox ak:sig".parse().unwrap());
+        assert_eq!(callback_origin(&h), CallbackOrigin::Cloud(CloudType::Qiniu));
+        h.insert("authorization", "Qiniu ak:sig".parse().unwrap());
+        assert_eq!(callback_origin(&h), CallbackOrigin::Cloud(CloudType::Qiniu));
+        h.insert("x-oss-pub-key-url", "aHR0cA==".parse().unwrap());
+        assert_eq!(
+            callback_origin(&h),
+            CallbackOrigin::Cloud(CloudType::Aliyun)
+        );
+    }
+}

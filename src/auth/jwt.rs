@@ -1,0 +1,328 @@
+//! Pure JWT verification and minting.
+//!
+//! The algorithm is pinned to the configured key type (HS256 for a secret, RS256 or ES256
+//! for a PEM public key), so `alg: none` and HS256 tokens signed with a public key are
+//! refused. `exp` and `sub` are required; `nbf` is checked when present. Leeway applies to
+//! `exp` and `nbf` (default 30 s).
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::IssuerConfig;
+
+/// The claims stsgate reads.
+#[derive(Clone, Deserialize, Serialize)]
+pub struct Claims {
+    /// The user.
+    pub sub: String,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+    /// Projects the user may upload to (`projectId` must be one of them when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Vec<i64>>,
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claims")
+            .field("sub", &self.sub)
+            .field("exp", &self.exp)
+            .field("projects", &self.projects)
+            .finish()
+    }
+}
+
+struct IssuerKey {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// Verifies tokens against one or more issuers.
+pub struct Verifier {
+    issuers: Vec<IssuerKey>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verifier({} issuers)", self.issuers.len())
+    }
+}
+
+impl Verifier {
+    /// Builds a verifier; `hs256_fallback` is the key-file secret used when no issuer has
+    /// a key source.
+    pub fn new(issuers: &[IssuerConfig], hs256_fallback: Option<&str>) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for (i, iss) in issuers.iter().enumerate() {
+            let (key, alg) = if iss.hs256_secret.is_set() {
+                (
+                    DecodingKey::from_secret(iss.hs256_secret.expose().as_bytes()),
+                    Algorithm::HS256,
+                )
+            } else if !iss.public_key_pem_file.is_empty() {
+                let pem = std::fs::read(&iss.public_key_pem_file).map_err(|e| {
+                    format!("auth issuer {i}: cannot read public_key_pem_file: {e}")
+                })?;
+                if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+                    (k, Algorithm::RS256)
+                } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+                    (k, Algorithm::ES256)
+                } else {
+                    return Err(format!(
+                        "auth issuer {i}: public_key_pem_file is neither an RSA nor an EC public key"
+                    ));
+                }
+            } else {
+                return Err(format!("auth issuer {i}: no usable key source"));
+            };
+            out.push(IssuerKey {
+                key,
+                validation: validation(alg, iss),
+            });
+        }
+        if out.is_empty() {
+            let secret = hs256_fallback.ok_or("no JWT key configured")?;
+            let d = IssuerConfig::default();
+            out.push(IssuerKey {
+                key: DecodingKey::from_secret(secret.as_bytes()),
+                validation: validation(Algorithm::HS256, &d),
+            });
+        }
+        Ok(Verifier { issuers: out })
+    }
+
+    /// Verifies `token` at `now` (Unix seconds). The error is for logs only.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, String> {
+        let mut last = String::from("no issuer");
+        for iss in &self.issuers {
+            match jsonwebtoken::decode::<Claims>(token, &iss.key, &iss.validation) {
+                Ok(data) => {
+                    let c = data.claims;
+                    // jsonwebtoken checks exp against the system clock; check our clock too.
+                    let leeway = iss.validation.leeway as i64;
+                    if c.exp + leeway < now {
+                        last = "expired".into();
+                        continue;
+                    }
+                    if c.sub.is_empty() {
+                        last = "empty sub".into();
+                        continue;
+                    }
+                    return Ok(c);
+                }
+                Err(e) => last = format!("{:?}", e.kind()),
+            }
+        }
+        Err(last)
+    }
+}
+
+fn validation(alg: Algorithm, iss: &IssuerConfig) -> Validation {
+    let mut v = Validation::new(alg);
+    v.leeway = iss.leeway_secs;
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    if !iss.issuer.is_empty() {
+        required.push("iss");
+    }
+    if !iss.audience.is_empty() {
+        required.push("aud");
+    }
+    v.set_required_spec_claims(&required);
+    if !iss.issuer.is_empty() {
+        v.set_issuer(&[iss.issuer.as_str()]);
+    }
+    if iss.audience.is_empty() {
+        v.validate_aud = false;
+    } else {
+        v.set_audience(&[iss.audience.as_str()]);
+    }
+    v
+}
+
+/// Mints an HS256 token (for `stsgate token` and tests).
+pub fn mint_hs256(
+    secret: &str,
+    sub: &str,
+    iat: i64,
+    ttl_secs: i64,
+    issuer: &str,
+    audience: &str,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, String> {
+    let mut claims = serde_json::Map::new();
+    for (k, v) in extra {
+        claims.insert(k.clone(), v.clone());
+    }
+    claims.insert("sub".into(), sub.into());
+    claims.insert("iat".into(), iat.into());
+    claims.insert("exp".into(), (iat + ttl_secs).into());
+    if !issuer.is_empty() {
+        claims.insert("iss".into(), issuer.into());
+    }
+    if !audience.is_empty() {
+        claims.insert("aud".into(), audience.into());
+    }
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| format!("cannot sign token: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use base64::Engine as _;
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn hs(secret: &str, issuer: &str, audience: &str) -> IssuerConfig {
+        IssuerConfig {
+            hs256_secret: Secret::new(secret),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            ..IssuerConfig::default()
+        }
+    }
+
+    #[test]
+    fn hs256_round_trip_and_claims() {
+        let v = Verifier::new(&[hs("s3cret", "", "")], None).unwrap();
+        let mut extra = serde_json::Map::new();
+        extra.insert("projects".into(), serde_json::json!([1, 2]));
+        let t = mint_hs256("s3cret", "alice", now(), 60, "", "", &extra).unwrap();
+        let c = v.verify(&t, now()).unwrap();
+        assert_eq!(c.sub, "alice");
+        assert_eq!(c.projects, Some(vec![1, 2]));
+        let wrong = mint_hs256("other", "alice", now(), 60, "", "", &extra).unwrap();
+        assert!(v.verify(&wrong, now()).is_err());
+    }
+
+    #[test]
+    fn expired_beyond_leeway_is_refused_within_leeway_accepted() {
+        let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
+        let e = serde_json::Map::new();
+        let t = mint_hs256("k", "a", now() - 100, 80, "", "", &e).unwrap(); // exp 20 s ago
+        assert!(v.verify(&t, now()).is_ok(), "within 30 s leeway");
+        let t = mint_hs256("k", "a", now() - 200, 80, "", "", &e).unwrap(); // 120 s ago
+        assert!(v.verify(&t, now()).is_err());
+    }
+
+    #[test]
+    fn missing_exp_or_sub_is_refused() {
+        let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
+        let key = EncodingKey::from_secret(b"k");
+        let no_exp =
+            jsonwebtoken::encode(&Header::default(), &serde_json::json!({"sub": "a"}), &key)
+                .unwrap();
+        assert!(v.verify(&no_exp, now()).is_err());
+        let no_sub = jsonwebtoken::encode(
+            &Header::default(),
+            &serde_json::json!({"exp": now() + 60}),
+            &key,
+        )
+        .unwrap();
+        assert!(v.verify(&no_sub, now()).is_err());
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_set() {
+        let v = Verifier::new(&[hs("k", "https://idp", "stsgate")], None).unwrap();
+        let e = serde_json::Map::new();
+        let good = mint_hs256("k", "a", now(), 60, "https://idp", "stsgate", &e).unwrap();
+        assert!(v.verify(&good, now()).is_ok());
+        let bad_iss = mint_hs256("k", "a", now(), 60, "https://evil", "stsgate", &e).unwrap();
+        assert!(v.verify(&bad_iss, now()).is_err());
+        let bad_aud = mint_hs256("k", "a", now(), 60, "https://idp", "other", &e).unwrap();
+        assert!(v.verify(&bad_aud, now()).is_err());
+        let none = mint_hs256("k", "a", now(), 60, "", "", &e).unwrap();
+        assert!(v.verify(&none, now()).is_err());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let t = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(r#"{{"sub":"a","exp":{}}}"#, now() + 60))
+        );
+        assert!(v.verify(&t, now()).is_err());
+    }
+
+    #[test]
+    fn hs256_signed_with_the_public_key_is_refused() {
+        // A real RSA public key; an attacker signs HS256 using its PEM text as the secret.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pub.pem");
+        std::fs::write(&path, TEST_RSA_PUBLIC_PEM).unwrap();
+        let cfg = IssuerConfig {
+            public_key_pem_file: path.to_string_lossy().into_owned(),
+            ..IssuerConfig::default()
+        };
+        let v = Verifier::new(&[cfg], None).unwrap();
+        let e = serde_json::Map::new();
+        let forged = mint_hs256(TEST_RSA_PUBLIC_PEM, "a", now(), 60, "", "", &e).unwrap();
+        assert!(v.verify(&forged, now()).is_err());
+    }
+
+    #[test]
+    fn fallback_key_file_secret_is_used_without_issuers() {
+        let v = Verifier::new(&[], Some("filesecret")).unwrap();
+        let e = serde_json::Map::new();
+        let t = mint_hs256("filesecret", "bob", now(), 60, "", "", &e).unwrap();
+        assert_eq!(v.verify(&t, now()).unwrap().sub, "bob");
+        assert!(Verifier::new(&[], None).is_err());
+    }
+
+    /// A 2048-bit RSA public key (test material only, `tests/fixtures`).
+    pub const TEST_RSA_PUBLIC_PEM: &str = include_str!("../../tests/fixtures/jwt_rsa_public.pem");
+
+    fn pem_issuer(dir: &tempfile::TempDir, name: &str, pem: &str) -> IssuerConfig {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        IssuerConfig {
+            public_key_pem_file: path.to_string_lossy().into_owned(),
+            ..IssuerConfig::default()
+        }
+    }
+
+    #[test]
+    fn rs256_and_es256_public_keys_verify_their_tokens_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = serde_json::json!({"sub": "carol", "exp": now() + 60});
+        let rs = Verifier::new(&[pem_issuer(&dir, "r.pem", TEST_RSA_PUBLIC_PEM)], None).unwrap();
+        let rs_key =
+            EncodingKey::from_rsa_pem(include_bytes!("../../tests/fixtures/jwt_rsa_private.pem"))
+                .unwrap();
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &rs_key).unwrap();
+        assert_eq!(rs.verify(&t, now()).unwrap().sub, "carol");
+        let es = Verifier::new(
+            &[pem_issuer(
+                &dir,
+                "e.pem",
+                include_str!("../../tests/fixtures/jwt_ec_public.pem"),
+            )],
+            None,
+        )
+        .unwrap();
+        let es_key =
+            EncodingKey::from_ec_pem(include_bytes!("../../tests/fixtures/jwt_ec_private.pem"))
+                .unwrap();
+        let t2 = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &es_key).unwrap();
+        assert_eq!(es.verify(&t2, now()).unwrap().sub, "carol");
+        // Pinned: the RSA verifier refuses the ES256 token and vice versa.
+        assert!(rs.verify(&t2, now()).is_err());
+        assert!(es.verify(&t, now()).is_err());
+    }
+}

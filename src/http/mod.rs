@@ -1,0 +1,31 @@
+//! The HTTP layer: routes, middleware, one module per resource. No SQL, no signing.
+
+pub mod callback;
+pub mod middleware;
+pub mod objects;
+pub mod ops;
+pub mod sts;
+
+use axum::Router;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The full router with its middleware stack.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(sts::router())
+        .merge(callback::router())
+        .merge(objects::router())
+        .merge(ops::router())
+        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    middleware::stack(routes, state.clone()).with_state(state)
+}
+
+/// Reads a request body up to `limit` bytes (41301 beyond).
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge(limit))
+}

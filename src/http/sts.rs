@@ -1,0 +1,74 @@
+//! `GET|POST /upload/sts/info`: extract, call the domain, answer.
+//!
+//! Check order (PRODUCT §1.3): authentication (401, the extractor), body size (413),
+//! parameters (40001), cloud enabled (40002), extension (40003), projects (40301).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::http::read_body;
+use crate::upload::answer::StsAnswer;
+use crate::upload::idempotency::valid_key;
+use crate::upload::{params, service};
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/upload/sts/info", get(info).post(info))
+}
+
+/// The success envelope.
+#[derive(Serialize)]
+pub struct Success<T: Serialize> {
+    /// Always 0.
+    pub code: u32,
+    /// Always "".
+    pub message: &'static str,
+    /// The payload.
+    pub data: T,
+}
+
+/// Wraps `data` in `{"code":0,"message":"","data":...}`.
+pub fn success<T: Serialize>(data: T) -> Json<Success<T>> {
+    Json(Success {
+        code: 0,
+        message: "",
+        data,
+    })
+}
+
+async fn info(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Result<Json<Success<StsAnswer>>, ApiError> {
+    let start = Instant::now();
+    let body = read_body(body, state.config.server.max_body_bytes).await?;
+    let fields = params::collect(uri.query(), &body)?;
+    let p = params::validate(&fields)?;
+    let idem_key = match headers.get("idempotency-key") {
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| {
+                ApiError::InvalidParam("Idempotency-Key: must be 1-64 of [A-Za-z0-9_.-]".into())
+            })?;
+            Some(k.to_string())
+        }
+        None => None,
+    };
+    service::authorize(&state, &user, &p)?;
+    let deadline = service::upstream_deadline(
+        start,
+        std::time::Duration::from_millis(state.config.server.request_timeout_ms),
+    );
+    let answer = service::issue(&state, &user, &p, idem_key.as_deref(), deadline).await?;
+    Ok(success(answer))
+}

@@ -1,0 +1,196 @@
+//! Prometheus metrics held on `App` (no global recorder). Labels are bounded: route
+//! template, method, status, provider, outcome — never a user or a key.
+
+use std::sync::Arc;
+
+use metrics::{Key, KeyName, Label, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+static META: Metadata<'static> = Metadata::new("stsgate", metrics::Level::INFO, Some("stsgate"));
+
+/// Names and help texts of every metric (also listed in the README).
+pub const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "stsgate_http_requests_total",
+        "HTTP requests by route template, method and status",
+    ),
+    (
+        "stsgate_http_request_duration_seconds",
+        "HTTP request latency by route template and method",
+    ),
+    (
+        "stsgate_upstream_calls_total",
+        "Calls to a cloud by provider and outcome",
+    ),
+    (
+        "stsgate_upstream_call_duration_seconds",
+        "Latency of calls to a cloud by provider",
+    ),
+    (
+        "stsgate_pool_hits_total",
+        "Tencent credential pool hits by provider",
+    ),
+    (
+        "stsgate_pool_misses_total",
+        "Tencent credential pool misses by provider",
+    ),
+    (
+        "stsgate_pool_refills_total",
+        "Credentials fetched ahead of demand by provider",
+    ),
+    (
+        "stsgate_budget_waits_total",
+        "Upstream sends that had to wait for budget, by provider and outcome",
+    ),
+    (
+        "stsgate_budget_wait_seconds",
+        "Time spent waiting for upstream budget by provider",
+    ),
+    (
+        "stsgate_credentials_issued_total",
+        "Credentials handed to clients by provider",
+    ),
+    (
+        "stsgate_callbacks_total",
+        "Upload callbacks by origin and outcome",
+    ),
+];
+
+/// The metrics registry of one `App`.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
+    Key::from_parts(
+        name,
+        labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.clone()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+impl Metrics {
+    /// A fresh registry with histogram buckets suited to request latencies.
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+            .expect("static buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        for (name, help) in DESCRIPTIONS {
+            let unit = name.ends_with("_seconds").then_some(Unit::Seconds);
+            if name.ends_with("_seconds") {
+                recorder.describe_histogram(KeyName::from(*name), unit, SharedString::from(*help));
+            } else {
+                recorder.describe_counter(KeyName::from(*name), unit, SharedString::from(*help));
+            }
+        }
+        Metrics {
+            recorder: Arc::new(recorder),
+            handle,
+        }
+    }
+
+    fn inc(&self, name: &'static str, labels: &[(&'static str, String)]) {
+        self.recorder
+            .register_counter(&key(name, labels), &META)
+            .increment(1);
+    }
+
+    fn observe(&self, name: &'static str, labels: &[(&'static str, String)], secs: f64) {
+        self.recorder
+            .register_histogram(&key(name, labels), &META)
+            .record(secs);
+    }
+
+    /// One HTTP request.
+    pub fn http_request(&self, route: &str, method: &str, status: u16, secs: f64) {
+        let l = [("route", route.to_string()), ("method", method.to_string())];
+        self.observe("stsgate_http_request_duration_seconds", &l, secs);
+        let l = [l[0].clone(), l[1].clone(), ("status", status.to_string())];
+        self.inc("stsgate_http_requests_total", &l);
+    }
+
+    /// One upstream call attempt.
+    pub fn upstream_call(&self, provider: &'static str, outcome: &'static str, secs: f64) {
+        self.inc(
+            "stsgate_upstream_calls_total",
+            &[("provider", provider.into()), ("outcome", outcome.into())],
+        );
+        self.observe(
+            "stsgate_upstream_call_duration_seconds",
+            &[("provider", provider.into())],
+            secs,
+        );
+    }
+
+    /// A pool lookup.
+    pub fn pool(&self, provider: &'static str, hit: bool) {
+        let name = if hit {
+            "stsgate_pool_hits_total"
+        } else {
+            "stsgate_pool_misses_total"
+        };
+        self.inc(name, &[("provider", provider.into())]);
+    }
+
+    /// A credential fetched ahead of demand.
+    pub fn pool_refill(&self, provider: &'static str) {
+        self.inc(
+            "stsgate_pool_refills_total",
+            &[("provider", provider.into())],
+        );
+    }
+
+    /// A send that waited for budget (`outcome`: `sent` or `exhausted`).
+    pub fn budget_wait(&self, provider: &'static str, outcome: &'static str, secs: f64) {
+        self.inc(
+            "stsgate_budget_waits_total",
+            &[("provider", provider.into()), ("outcome", outcome.into())],
+        );
+        self.observe(
+            "stsgate_budget_wait_seconds",
+            &[("provider", provider.into())],
+            secs,
+        );
+    }
+
+    /// Credentials handed out.
+    pub fn issued(&self, provider: &'static str) {
+        self.inc(
+            "stsgate_credentials_issued_total",
+            &[("provider", provider.into())],
+        );
+    }
+
+    /// A callback (`origin`: user or a cloud name; `outcome`: a short word).
+    pub fn callback(&self, origin: &'static str, outcome: &'static str) {
+        self.inc(
+            "stsgate_callbacks_total",
+            &[("origin", origin.into()), ("outcome", outcome.into())],
+        );
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+}

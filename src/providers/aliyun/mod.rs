@@ -1,0 +1,2 @@
+//! Cloud provider `aliyun` (configuration parsed and validated; see its issue for the rest).
+pub mod config;

@@ -1,0 +1,280 @@
+//! The shared upstream driver: one reqwest client per provider (rustls, timeouts from
+//! config), and [`Upstream::call`], which spends budget per send and retries retryable
+//! failures with exponential backoff and full jitter inside the request's deadline.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng as _;
+use tokio::time::Instant;
+
+use super::budget::Budget;
+use super::ProviderError;
+use crate::metrics::Metrics;
+
+/// First backoff; doubles per retry up to [`MAX_BACKOFF`], with full jitter.
+pub const BASE_BACKOFF: Duration = Duration::from_millis(50);
+/// Largest backoff.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+
+/// A provider's connection to its cloud.
+#[derive(Clone)]
+pub struct Upstream {
+    /// The HTTP client (connect timeout configured).
+    pub client: reqwest::Client,
+    /// The call budget.
+    pub budget: Arc<Budget>,
+    /// Total timeout of one call.
+    pub timeout: Duration,
+    /// Provider name (metrics label).
+    pub name: &'static str,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the reqwest client every provider uses.
+pub fn client(connect_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("stsgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("reqwest client with rustls")
+}
+
+/// Sends `req` and reads the whole answer; maps transport failures.
+pub async fn send(req: reqwest::RequestBuilder) -> Result<(u16, Bytes), ProviderError> {
+    let res = req.send().await.map_err(transport_error)?;
+    let status = res.status().as_u16();
+    let body = res.bytes().await.map_err(transport_error)?;
+    Ok((status, body))
+}
+
+fn transport_error(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        // without_url: never echo a URL (some clouds sign in the query).
+        let e = e.without_url();
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        ProviderError::Network(msg)
+    }
+}
+
+/// Backoff before retry `attempt` (1-based): full jitter over an exponential cap.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = BASE_BACKOFF
+        .saturating_mul(1u32 << attempt.min(10))
+        .min(MAX_BACKOFF);
+    let ms = rand::thread_rng().gen_range(cap.as_millis() as u64 / 2..=cap.as_millis() as u64);
+    Duration::from_millis(ms)
+}
+
+impl Upstream {
+    /// Builds an upstream from config values.
+    pub fn new(
+        name: &'static str,
+        rate_limit_per_sec: u32,
+        connect_timeout_ms: u64,
+        timeout_ms: u64,
+        metrics: Metrics,
+    ) -> Self {
+        Upstream {
+            client: client(Duration::from_millis(connect_timeout_ms)),
+            budget: Arc::new(Budget::new(rate_limit_per_sec)),
+            timeout: Duration::from_millis(timeout_ms),
+            name,
+            metrics,
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes. Each
+    /// attempt first takes one send from the budget; each is bounded by the per-call
+    /// timeout and the time left.
+    pub async fn call<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut attempt: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut tries: u32 = 0;
+        let mut last: Option<ProviderError> = None;
+        loop {
+            let waited_from = Instant::now();
+            match self.budget.acquire(deadline).await {
+                Ok(waited) => {
+                    if waited > Duration::from_millis(1) {
+                        self.metrics
+                            .budget_wait(self.name, "sent", waited.as_secs_f64());
+                    }
+                }
+                Err(retry_after) => {
+                    self.metrics.budget_wait(
+                        self.name,
+                        "exhausted",
+                        waited_from.elapsed().as_secs_f64(),
+                    );
+                    return Err(finish(last, retry_after, true));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(finish(last, Duration::from_secs(1), false));
+            }
+            let per_call = self.timeout.min(left);
+            tries += 1;
+            let started = Instant::now();
+            let outcome = match tokio::time::timeout(per_call, attempt(per_call)).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::Timeout),
+            };
+            let secs = started.elapsed().as_secs_f64();
+            match outcome {
+                Ok(v) => {
+                    self.metrics.upstream_call(self.name, "ok", secs);
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let label = match &e {
+                        ProviderError::Timeout => "timeout",
+                        ProviderError::Network(_) => "network",
+                        ProviderError::Refused {
+                            retryable: true, ..
+                        } => "retryable",
+                        _ => "refused",
+                    };
+                    self.metrics.upstream_call(self.name, label, secs);
+                    if !e.is_retryable() {
+                        return Err(e);
+                    }
+                    tracing::debug!(provider = self.name, attempt = tries, error = %e, "retryable upstream failure");
+                    last = Some(e);
+                    let pause = backoff(tries);
+                    if Instant::now() + pause >= deadline {
+                        return Err(finish(last, Duration::from_secs(1), false));
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+/// The error once time or budget ran out: a cloud that only ever timed out is 504; one
+/// that kept failing retryably, or a spent budget, is 503 with `Retry-After`.
+fn finish(last: Option<ProviderError>, retry_after: Duration, budget: bool) -> ProviderError {
+    match last {
+        Some(ProviderError::Timeout) if !budget => ProviderError::Timeout,
+        Some(e) => ProviderError::Unavailable {
+            retry_after,
+            last: e.to_string(),
+        },
+        None if budget => ProviderError::Unavailable {
+            retry_after,
+            last: "upstream call budget spent".into(),
+        },
+        None => ProviderError::Timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn upstream(limit: u32, timeout_ms: u64) -> Upstream {
+        Upstream::new("test", limit, 100, timeout_ms, Metrics::new())
+    }
+
+    #[tokio::test]
+    async fn retries_retryable_then_succeeds() {
+        let u = upstream(100, 1000);
+        let n = AtomicU32::new(0);
+        let r = u
+            .call(Instant::now() + Duration::from_secs(5), |_| async {
+                if n.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(ProviderError::Refused {
+                        code: "InternalError".into(),
+                        message: String::new(),
+                        retryable: true,
+                    })
+                } else {
+                    Ok(7)
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(n.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn non_retryable_is_returned_at_once() {
+        let u = upstream(100, 1000);
+        let n = AtomicU32::new(0);
+        let r: Result<(), _> = u
+            .call(Instant::now() + Duration::from_secs(5), |_| async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(ProviderError::Refused {
+                    code: "AuthFailure".into(),
+                    message: String::new(),
+                    retryable: false,
+                })
+            })
+            .await;
+        assert!(matches!(
+            r,
+            Err(ProviderError::Refused {
+                retryable: false,
+                ..
+            })
+        ));
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn retryable_until_deadline_is_unavailable_and_hang_is_timeout() {
+        let u = upstream(100, 1000);
+        let r: Result<(), _> = u
+            .call(Instant::now() + Duration::from_millis(300), |_| async {
+                Err(ProviderError::Network("refused".into()))
+            })
+            .await;
+        assert!(matches!(r, Err(ProviderError::Unavailable { .. })), "{r:?}");
+        let r: Result<(), _> = u
+            .call(Instant::now() + Duration::from_millis(300), |_| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            })
+            .await;
+        assert_eq!(r.unwrap_err(), ProviderError::Timeout);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let b = backoff(attempt);
+            assert!(b <= MAX_BACKOFF);
+            assert!(b >= BASE_BACKOFF / 2);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Cloud provider `ksyun` (configuration parsed and validated; see its issue for the rest).
+pub mod config;

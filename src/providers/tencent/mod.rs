@@ -1,0 +1,275 @@
+//! Cloud type 1: Tencent LKE `DescribeStorageCredential` (PRODUCT §3).
+//!
+//! LKE credentials are single-use: with a `FileType`, an answer allows uploading exactly
+//! one object, `UploadPath`. So each credential goes to exactly one request. To keep
+//! latency low, a small pool of unused, unexpired credentials is kept per
+//! (BotBizId, FileType, IsPublic, TypeKey) and refilled after each request for that key,
+//! spending only spare upstream budget; entries leave at `ExpiredTime - min_remaining_secs`.
+
+pub mod api;
+pub mod config;
+pub mod sign;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::time::Instant;
+
+use self::api::LkeCredential;
+use self::config::TencentConfig;
+use super::http::{send, Upstream};
+use super::{CredentialProvider, IssueRequest, Issued, ProviderError};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::upload::module::CloudType;
+
+use self::api::{ACTION, CONTENT_TYPE, VERSION};
+
+/// The pool key: the request body's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    bot_biz_id: String,
+    file_type: String,
+    is_public: bool,
+    type_key: String,
+}
+
+type Pool = Arc<Mutex<PoolSlot>>;
+
+#[derive(Debug, Default)]
+struct PoolSlot {
+    creds: VecDeque<LkeCredential>,
+    refilling: bool,
+}
+
+/// The Tencent LKE provider.
+#[derive(Clone)]
+pub struct TencentProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: TencentConfig,
+    url: String,
+    host: String,
+    upstream: Upstream,
+    pools: moka::sync::Cache<PoolKey, Pool>,
+    min_remaining_secs: i64,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+}
+
+impl TencentProvider {
+    /// Builds the provider from its (enabled) section.
+    pub fn new(
+        cfg: TencentConfig,
+        min_remaining_secs: u64,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
+        let url = reqwest::Url::parse(&cfg.endpoint)
+            .map_err(|_| "providers.tencent.endpoint is not a URL".to_string())?;
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let upstream = Upstream::new(
+            "tencent",
+            cfg.rate_limit_per_sec,
+            cfg.connect_timeout_ms,
+            cfg.timeout_ms,
+            metrics.clone(),
+        );
+        Ok(TencentProvider {
+            inner: Arc::new(Inner {
+                url: url.to_string(),
+                host,
+                upstream,
+                pools: moka::sync::Cache::builder()
+                    .max_capacity(1024)
+                    .time_to_idle(Duration::from_secs(3600))
+                    .build(),
+                min_remaining_secs: min_remaining_secs as i64,
+                clock,
+                metrics,
+                cfg,
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn key(&self, extension: &str) -> PoolKey {
+        PoolKey {
+            bot_biz_id: self.cfg.bot_biz_id.clone(),
+            file_type: extension.to_string(),
+            is_public: self.cfg.is_public,
+            type_key: self.cfg.type_key.clone(),
+        }
+    }
+
+    fn usable(&self, c: &LkeCredential, now: i64) -> bool {
+        c.expired_time - self.min_remaining_secs > now
+    }
+
+    /// Takes one unused credential from the pool, dropping lapsed ones.
+    fn take(&self, pool: &Pool) -> Option<LkeCredential> {
+        let now = self.clock.now_unix();
+        let mut slot = pool.lock().expect("pool lock");
+        while let Some(c) = slot.creds.pop_front() {
+            if self.usable(&c, now) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// One signed `DescribeStorageCredential` call (one send, no retry).
+    async fn fetch_once(
+        &self,
+        key: &PoolKey,
+        timeout: Duration,
+    ) -> Result<LkeCredential, ProviderError> {
+        let body = api::DescribeStorageCredentialRequest {
+            bot_biz_id: key.bot_biz_id.clone(),
+            file_type: key.file_type.clone(),
+            is_public: key.is_public,
+            type_key: key.type_key.clone(),
+        }
+        .to_body();
+        let timestamp = self.clock.now_unix();
+        // PRODUCT §3: the TC3 service is `lke` whatever host the endpoint names.
+        let authorization = sign::sign_post_json_for_service(
+            self.cfg.secret_id.expose(),
+            self.cfg.secret_key.expose(),
+            &self.host,
+            api::SERVICE,
+            CONTENT_TYPE,
+            &body,
+            timestamp,
+        );
+        let mut req = self
+            .upstream
+            .client
+            .post(&self.url)
+            .timeout(timeout)
+            .header("Content-Type", CONTENT_TYPE)
+            .header("X-TC-Action", ACTION)
+            .header("X-TC-Version", VERSION)
+            .header("X-TC-Timestamp", timestamp.to_string())
+            .header("X-TC-Language", "en-US")
+            .header("Authorization", authorization)
+            .body(body);
+        if !self.cfg.region.is_empty() {
+            req = req.header("X-TC-Region", &self.cfg.region);
+        }
+        let (status, bytes) = send(req).await?;
+        let cred = api::parse_describe_storage_credential(status, &bytes)?;
+        if !self.usable(&cred, self.clock.now_unix()) {
+            return Err(ProviderError::Unusable(format!(
+                "LKE credentials expire in less than min_remaining_secs ({}s)",
+                self.min_remaining_secs
+            )));
+        }
+        Ok(cred)
+    }
+
+    /// A credential for a request: retried within the deadline.
+    async fn fetch(
+        &self,
+        key: &PoolKey,
+        deadline: Instant,
+    ) -> Result<LkeCredential, ProviderError> {
+        self.upstream
+            .call(deadline, |t| self.fetch_once(key, t))
+            .await
+    }
+
+    /// Tops the pool for `key` up to `pool_size`, spending only spare budget.
+    async fn refill(self: Arc<Self>, key: PoolKey, pool: Pool) {
+        loop {
+            {
+                let mut slot = pool.lock().expect("pool lock");
+                let now = self.clock.now_unix();
+                slot.creds
+                    .retain(|c| c.expired_time - self.min_remaining_secs > now);
+                if slot.creds.len() >= self.cfg.pool_size || !self.upstream.budget.try_acquire() {
+                    slot.refilling = false;
+                    return;
+                }
+            }
+            match self.fetch_once(&key, self.upstream.timeout).await {
+                Ok(c) => {
+                    self.metrics.pool_refill("tencent");
+                    self.metrics.upstream_call("tencent", "ok", 0.0);
+                    pool.lock().expect("pool lock").creds.push_back(c);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "pool refill failed; next request will fetch");
+                    pool.lock().expect("pool lock").refilling = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn schedule_refill(self: &Arc<Self>, key: PoolKey, pool: Pool) {
+        if self.cfg.pool_size == 0 {
+            return;
+        }
+        {
+            let mut slot = pool.lock().expect("pool lock");
+            if slot.refilling {
+                return;
+            }
+            slot.refilling = true;
+        }
+        tokio::spawn(Arc::clone(self).refill(key, pool));
+    }
+}
+
+#[async_trait]
+impl CredentialProvider for TencentProvider {
+    fn cloud_type(&self) -> CloudType {
+        CloudType::Tencent
+    }
+
+    async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
+        let inner = &self.inner;
+        if req.is_dir {
+            return Err(ProviderError::InvalidRequest(
+                "isDir: type 1 (Tencent LKE) grants exactly one object; isDir must be 0".into(),
+            ));
+        }
+        let key = inner.key(&req.extension);
+        let pool = inner.pools.get_with(key.clone(), Pool::default);
+        let cred = match inner.take(&pool) {
+            Some(c) => {
+                inner.metrics.pool("tencent", true);
+                c
+            }
+            None => {
+                inner.metrics.pool("tencent", false);
+                inner.fetch(&key, req.deadline).await?
+            }
+        };
+        inner.schedule_refill(key, pool);
+        let relative_path = api::object_key(&cred.upload_path).to_string();
+        Ok(Issued {
+            access_key_id: cred.tmp_secret_id.clone(),
+            secret_access_key: SecretString::from(cred.tmp_secret_key.expose_secret().to_string()),
+            security_token: SecretString::from(cred.token.expose_secret().to_string()),
+            endpoint: api::cos_endpoint(&cred.region),
+            bucket: cred.bucket.clone(),
+            region: cred.region.clone(),
+            relative_path,
+            expiration: cred.expired_time,
+            start_time: cred.start_time,
+            form: None,
+            callback: None,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! The ledger: one trait, a SQLite and a PostgreSQL implementation (runtime queries, one
+//! migrations folder per dialect).
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// A database failure; the message is for logs only (it may name tables, never secrets).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or answered with an error.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // sqlx errors never contain the connection password.
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(d) => crate::error::ApiError::DatabaseUnavailable(d),
+        }
+    }
+}
+
+/// A row to insert when an objectId is allocated.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    /// JWT sub.
+    pub owner: String,
+    /// Cloud type code.
+    pub cloud_type: i64,
+    /// Module wire name.
+    pub module: String,
+    /// `web` or `app`.
+    pub platform: String,
+    /// `projectId`.
+    pub project_id: Option<i64>,
+    /// Lower-case extension.
+    pub extension: String,
+    /// `isDir`.
+    pub is_dir: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A ledger row.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRecord {
+    /// objectId.
+    pub object_id: i64,
+    /// JWT sub.
+    pub owner: String,
+    /// Cloud type code.
+    #[serde(rename = "type")]
+    pub cloud_type: i64,
+    /// Module.
+    pub upload_module: String,
+    /// Platform.
+    pub platform: String,
+    /// Project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<i64>,
+    /// Extension.
+    pub extension: String,
+    /// Folder upload.
+    pub is_dir: bool,
+    /// Bucket (once issued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Object key or prefix (once issued).
+    #[serde(rename = "relativePath", skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
+    /// `issued`, `uploaded`, `failed`, `expired`.
+    pub status: String,
+    /// Unix seconds.
+    #[serde(skip)]
+    pub created_at: i64,
+    /// Unix seconds.
+    #[serde(skip)]
+    pub expires_at: Option<i64>,
+    /// Unix seconds.
+    #[serde(skip)]
+    pub uploaded_at: Option<i64>,
+    /// Bytes, from the callback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    /// MIME type, from the callback.
+    #[serde(rename = "mimeType", skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    /// ETag, from the callback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// What a callback reports about a finished upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadFacts {
+    /// Bytes.
+    pub size: Option<i64>,
+    /// MIME type.
+    pub mime: Option<String>,
+    /// ETag.
+    pub etag: Option<String>,
+}
+
+/// Result of marking an object uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkOutcome {
+    /// `issued`/`expired` → `uploaded` now.
+    Marked,
+    /// Already `uploaded`: nothing changed.
+    AlreadyUploaded,
+    /// The row is `failed`: no credentials were ever handed out for it.
+    NotIssued,
+    /// No such object.
+    NotFound,
+}
+
+/// An Idempotency-Key record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemRecord {
+    /// Hash of the request parameters.
+    pub params_hash: String,
+    /// The objectId once allocated.
+    pub object_id: Option<i64>,
+}
+
+/// The ledger.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Applies migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Inserts an `issued` row and commits; returns the new objectId.
+    async fn insert_object(&self, new: &NewObject) -> Result<i64, StoreError>;
+    /// Records what was issued (bucket, key, expiry).
+    async fn complete_object(
+        &self,
+        id: i64,
+        bucket: &str,
+        key: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Marks the row `failed` with a short reason (no secrets).
+    async fn fail_object(&self, id: i64, reason: &str) -> Result<(), StoreError>;
+    /// One row.
+    async fn get_object(&self, id: i64) -> Result<Option<ObjectRecord>, StoreError>;
+    /// `issued`/`expired` → `uploaded` with the facts; idempotent.
+    async fn mark_uploaded(
+        &self,
+        id: i64,
+        facts: &UploadFacts,
+        at: i64,
+    ) -> Result<MarkOutcome, StoreError>;
+    /// `issued` rows whose credentials lapsed → `expired`; returns how many.
+    async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError>;
+    /// The record of (owner, key), if any.
+    async fn idem_get(&self, owner: &str, key: &str) -> Result<Option<IdemRecord>, StoreError>;
+    /// Claims (owner, key) for `params_hash`; `false` when someone already holds it.
+    async fn idem_claim(
+        &self,
+        owner: &str,
+        key: &str,
+        params_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Attaches the objectId to a claimed key.
+    async fn idem_attach(&self, owner: &str, key: &str, object_id: i64) -> Result<(), StoreError>;
+    /// Releases a claim whose issuance failed (so the client may retry).
+    async fn idem_release(&self, owner: &str, key: &str) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by `url` (`sqlite:` or `postgres://`).
+pub async fn connect(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    }
+}

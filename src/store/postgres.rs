@@ -1,0 +1,222 @@
+//! PostgreSQL ledger: `$n` placeholders; what stateless replicas share.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row};
+
+use super::{
+    IdemRecord, MarkOutcome, NewObject, ObjectRecord, ObjectStore, StoreError, UploadFacts,
+};
+
+/// PostgreSQL-backed [`ObjectStore`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects a pool (connections are opened lazily after the first).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+}
+
+const COLUMNS: &str = "id, owner, cloud_type, module, platform, project_id, extension, is_dir, \
+     bucket, object_key, status, created_at, expires_at, uploaded_at, size, mime, etag";
+
+fn record(row: &sqlx::postgres::PgRow) -> Result<ObjectRecord, sqlx::Error> {
+    Ok(ObjectRecord {
+        object_id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        cloud_type: i64::from(row.try_get::<i32, _>("cloud_type")?),
+        upload_module: row.try_get("module")?,
+        platform: row.try_get("platform")?,
+        project_id: row.try_get("project_id")?,
+        extension: row.try_get("extension")?,
+        is_dir: row.try_get::<i32, _>("is_dir")? != 0,
+        bucket: row.try_get("bucket")?,
+        object_key: row.try_get("object_key")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        uploaded_at: row.try_get("uploaded_at")?,
+        size: row.try_get("size")?,
+        mime: row.try_get("mime")?,
+        etag: row.try_get("etag")?,
+    })
+}
+
+#[async_trait]
+impl ObjectStore for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_object(&self, n: &NewObject) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO objects (owner, cloud_type, module, platform, project_id, extension, \
+             is_dir, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'issued', $8) RETURNING id",
+        )
+        .bind(&n.owner)
+        .bind(n.cloud_type as i32)
+        .bind(&n.module)
+        .bind(&n.platform)
+        .bind(n.project_id)
+        .bind(&n.extension)
+        .bind(i32::from(n.is_dir))
+        .bind(n.created_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn complete_object(
+        &self,
+        id: i64,
+        bucket: &str,
+        key: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE objects SET bucket = $1, object_key = $2, expires_at = $3 WHERE id = $4",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(expires_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_object(&self, id: i64, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE objects SET status = 'failed', failure = $1 WHERE id = $2")
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_object(&self, id: i64) -> Result<Option<ObjectRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM objects WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(record).transpose()?)
+    }
+
+    async fn mark_uploaded(
+        &self,
+        id: i64,
+        f: &UploadFacts,
+        at: i64,
+    ) -> Result<MarkOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE objects SET status = 'uploaded', size = $1, mime = $2, etag = $3, uploaded_at = $4 \
+             WHERE id = $5 AND status IN ('issued', 'expired')",
+        )
+        .bind(f.size)
+        .bind(&f.mime)
+        .bind(&f.etag)
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(MarkOutcome::Marked);
+        }
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match status.as_deref() {
+            None => MarkOutcome::NotFound,
+            Some("uploaded") => MarkOutcome::AlreadyUploaded,
+            Some(_) => MarkOutcome::NotIssued,
+        })
+    }
+
+    async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE objects SET status = 'expired' WHERE status = 'issued' AND expires_at < $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn idem_get(&self, owner: &str, key: &str) -> Result<Option<IdemRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT params_hash, object_id FROM idempotency_keys WHERE owner = $1 AND idem_key = $2",
+        )
+        .bind(owner)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(IdemRecord {
+                params_hash: r.try_get("params_hash")?,
+                object_id: r.try_get("object_id")?,
+            }),
+            None => None,
+        })
+    }
+
+    async fn idem_claim(
+        &self,
+        owner: &str,
+        key: &str,
+        params_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO idempotency_keys (owner, idem_key, params_hash, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (owner, idem_key) DO NOTHING",
+        )
+        .bind(owner)
+        .bind(key)
+        .bind(params_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn idem_attach(&self, owner: &str, key: &str, object_id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET object_id = $1 WHERE owner = $2 AND idem_key = $3",
+        )
+        .bind(object_id)
+        .bind(owner)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn idem_release(&self, owner: &str, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE owner = $1 AND idem_key = $2")
+            .bind(owner)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! The issue service: checks that need configuration (40002, 40003, 40301), allocates the
+//! objectId, asks the provider, records the result, and builds the answer.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::providers::{CallbackPlan, IssueRequest};
+use crate::store::NewObject;
+use crate::upload::answer::{CallbackInfo, StsAnswer};
+use crate::upload::idempotency::Remembered;
+use crate::upload::layout;
+use crate::upload::params::StsParams;
+
+/// The part of the request deadline kept back for our own work after the upstream call.
+pub fn upstream_deadline(start: Instant, request_timeout: Duration) -> Instant {
+    let margin =
+        (request_timeout / 10).clamp(Duration::from_millis(20), Duration::from_millis(500));
+    start + request_timeout.saturating_sub(margin)
+}
+
+/// The 40002 / 40003 / 40301 checks, in that order.
+pub fn authorize(app: &App, user: &AuthUser, p: &StsParams) -> Result<(), ApiError> {
+    if app.providers.get(p.cloud).is_none() {
+        return Err(ApiError::CloudNotEnabled(p.type_code));
+    }
+    if !app.config.upload.rules(p.module).allows(&p.extension) {
+        return Err(ApiError::ExtensionNotAllowed {
+            extension: p.extension.clone(),
+            module: p.module.as_str().into(),
+        });
+    }
+    if let (Some(pid), Some(projects)) = (p.project_id, &user.projects) {
+        if !projects.contains(&pid) {
+            return Err(ApiError::Forbidden(format!(
+                "projectId {pid} is not in the token's projects"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Issues credentials for validated, authorised parameters, honouring `Idempotency-Key`.
+pub async fn issue(
+    app: &App,
+    user: &AuthUser,
+    p: &StsParams,
+    idem_key: Option<&str>,
+    deadline: Instant,
+) -> Result<StsAnswer, ApiError> {
+    let Some(key) = idem_key else {
+        return issue_once(app, user, p, deadline).await;
+    };
+    let hash = p.hash();
+    let min_remaining = app.config.upload.min_remaining_secs as i64;
+    let store = &app.store;
+    let remembered = app
+        .idem
+        .get_or_run(&user.sub, key, async {
+            let now = app.clock.now_unix();
+            let gone_or_mismatch = |stored_hash: &str| {
+                if stored_hash == hash {
+                    ApiError::IdempotencyGone
+                } else {
+                    ApiError::IdempotencyMismatch
+                }
+            };
+            if let Some(rec) = store.idem_get(&user.sub, key).await? {
+                return Err(gone_or_mismatch(&rec.params_hash));
+            }
+            if !store.idem_claim(&user.sub, key, &hash, now).await? {
+                // Another replica claimed it between our read and our insert.
+                let rec = store.idem_get(&user.sub, key).await?;
+                return Err(rec
+                    .map(|r| gone_or_mismatch(&r.params_hash))
+                    .unwrap_or(ApiError::IdempotencyGone));
+            }
+            match issue_once(app, user, p, deadline).await {
+                Ok(answer) => {
+                    store.idem_attach(&user.sub, key, answer.object_id).await?;
+                    Ok(Remembered {
+                        params_hash: hash.clone(),
+                        replay_until: answer.expiration - min_remaining,
+                        answer,
+                    })
+                }
+                Err(e) => {
+                    // Nothing was handed out: free the key so the client may retry.
+                    if let Err(db) = store.idem_release(&user.sub, key).await {
+                        tracing::warn!(error = %db, "could not release idempotency key");
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await?;
+    if remembered.params_hash != hash {
+        return Err(ApiError::IdempotencyMismatch);
+    }
+    let now = app.clock.now_unix();
+    if remembered.replay_until <= now {
+        app.idem.forget(&user.sub, key).await;
+        return Err(ApiError::IdempotencyGone);
+    }
+    let mut answer = remembered.answer.clone();
+    answer.server_time = now;
+    Ok(answer)
+}
+
+async fn issue_once(
+    app: &App,
+    user: &AuthUser,
+    p: &StsParams,
+    deadline: Instant,
+) -> Result<StsAnswer, ApiError> {
+    let provider = app
+        .providers
+        .get(p.cloud)
+        .ok_or(ApiError::CloudNotEnabled(p.type_code))?;
+    let now = app.clock.now();
+    let object_id = app
+        .store
+        .insert_object(&NewObject {
+            owner: user.sub.clone(),
+            cloud_type: i64::from(p.cloud.code()),
+            module: p.module.as_str().into(),
+            platform: p.platform.as_str().into(),
+            project_id: p.project_id,
+            extension: p.extension.clone(),
+            is_dir: p.is_dir,
+            created_at: now.unix_timestamp(),
+        })
+        .await?;
+    let cfg = &app.config;
+    let planned_key = layout::relative_path(
+        &cfg.upload.key_prefix,
+        &layout::module_dir(p.module, p.project_id, p.uuid.as_deref()),
+        now.date(),
+        object_id,
+        uuid::Uuid::new_v4(),
+        &p.extension,
+        p.is_dir,
+    );
+    let callback_url = format!(
+        "{}/upload/callback",
+        cfg.server.public_base_url.trim_end_matches('/')
+    );
+    let resource_type = p.module.resource_type();
+    let req = IssueRequest {
+        sub: user.sub.clone(),
+        object_id,
+        planned_key,
+        extension: p.extension.clone(),
+        module: p.module,
+        is_dir: p.is_dir,
+        max_bytes: cfg.upload.rules(p.module).max_bytes,
+        callback: p.need_callback.then(|| CallbackPlan {
+            url: callback_url.clone(),
+            object_id,
+            resource_type,
+        }),
+        deadline,
+        now: now.unix_timestamp(),
+    };
+    let issued = match provider.issue(&req).await {
+        Ok(i) => i,
+        Err(e) => {
+            let err = ApiError::from(e.clone());
+            tracing::warn!(object_id, provider = p.cloud.name(), error = %e, "issuance failed");
+            app.store.fail_object(object_id, &e.to_string()).await?;
+            return Err(err);
+        }
+    };
+    let now_unix = app.clock.now_unix();
+    let min_remaining = cfg.upload.min_remaining_secs as i64;
+    if issued.expiration - now_unix < min_remaining {
+        app.store
+            .fail_object(object_id, "credentials expire too soon")
+            .await?;
+        return Err(ApiError::CloudRefused {
+            code: format!(
+                "credentials expire in {}s, less than min_remaining_secs ({min_remaining}s)",
+                issued.expiration - now_unix
+            ),
+        });
+    }
+    app.store
+        .complete_object(
+            object_id,
+            &issued.bucket,
+            &issued.relative_path,
+            issued.expiration,
+        )
+        .await?;
+    app.metrics.issued(p.cloud.name());
+    tracing::info!(
+        event = "credentials_issued",
+        sub = %user.sub,
+        object_id,
+        cloud_type = p.cloud.code(),
+        bucket = %issued.bucket,
+        key = %issued.relative_path,
+        expiration = issued.expiration,
+        "issued upload credentials"
+    );
+    let callback_info = p.need_callback.then(|| {
+        let over = issued.callback.clone().unwrap_or_default();
+        CallbackInfo {
+            callback_body_type: "application/x-www-form-urlencoded".into(),
+            callback_url,
+            object_id,
+            resource_type,
+            callback_body: over
+                .body
+                .unwrap_or_else(|| format!("objectId={object_id}&resourceType={resource_type}")),
+            callback: over.callback,
+            callback_var: over.callback_var,
+        }
+    });
+    Ok(StsAnswer {
+        access_key_id: issued.access_key_id,
+        secret_access_key: issued.secret_access_key,
+        security_token: issued.security_token,
+        bucket: issued.bucket,
+        endpoint: issued.endpoint,
+        region: issued.region,
+        relative_path: issued.relative_path,
+        expiration: issued.expiration,
+        start_time: issued.start_time,
+        server_time: now_unix,
+        object_id,
+        callback_info,
+        form: issued.form,
+    })
+}
