@@ -98,7 +98,7 @@ impl Upstream {
     ) -> Self {
         Upstream {
             client: client(Duration::from_millis(connect_timeout_ms)),
-            budget: Arc::new(Budget::new(rate_limit_per_sec)),
+            budget: Budget::new(rate_limit_per_sec),
             timeout: Duration::from_millis(timeout_ms),
             name,
             metrics,
@@ -121,12 +121,13 @@ impl Upstream {
         let mut last: Option<ProviderError> = None;
         loop {
             let waited_from = Instant::now();
-            match self.budget.acquire(deadline).await {
-                Ok(waited) => {
+            let permit = match self.budget.acquire(deadline).await {
+                Ok((permit, waited)) => {
                     if waited > Duration::from_millis(1) {
                         self.metrics
                             .budget_wait(self.name, "sent", waited.as_secs_f64());
                     }
+                    permit
                 }
                 Err(retry_after) => {
                     self.metrics.budget_wait(
@@ -136,7 +137,7 @@ impl Upstream {
                     );
                     return Err(finish(last, retry_after, true));
                 }
-            }
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(finish(last, Duration::from_secs(1), false));
@@ -148,6 +149,7 @@ impl Upstream {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::Timeout),
             };
+            drop(permit);
             let secs = started.elapsed().as_secs_f64();
             match outcome {
                 Ok(v) => {

@@ -191,23 +191,41 @@ impl Inner {
     /// Tops the pool for `key` up to `pool_size`, spending only spare budget.
     async fn refill(self: Arc<Self>, key: PoolKey, pool: Pool) {
         loop {
-            {
+            let permit = {
                 let mut slot = pool.lock().expect("pool lock");
                 let now = self.clock.now_unix();
                 slot.creds
                     .retain(|c| c.expired_time - self.min_remaining_secs > now);
-                if slot.creds.len() >= self.cfg.pool_size || !self.upstream.budget.try_acquire() {
-                    slot.refilling = false;
-                    return;
+                let permit = if slot.creds.len() < self.cfg.pool_size {
+                    self.upstream.budget.try_acquire()
+                } else {
+                    None
+                };
+                match permit {
+                    Some(p) => p,
+                    None => {
+                        slot.refilling = false;
+                        return;
+                    }
                 }
-            }
-            match self.fetch_once(&key, self.upstream.timeout).await {
+            };
+            let started = Instant::now();
+            let fetched = tokio::time::timeout(
+                self.upstream.timeout,
+                self.fetch_once(&key, self.upstream.timeout),
+            )
+            .await
+            .unwrap_or(Err(ProviderError::Timeout));
+            drop(permit);
+            let secs = started.elapsed().as_secs_f64();
+            match fetched {
                 Ok(c) => {
                     self.metrics.pool_refill("tencent");
-                    self.metrics.upstream_call("tencent", "ok", 0.0);
+                    self.metrics.upstream_call("tencent", "ok", secs);
                     pool.lock().expect("pool lock").creds.push_back(c);
                 }
                 Err(e) => {
+                    self.metrics.upstream_call("tencent", "refill_failed", secs);
                     tracing::debug!(error = %e, "pool refill failed; next request will fetch");
                     pool.lock().expect("pool lock").refilling = false;
                     return;

@@ -1,0 +1,355 @@
+//! A fake Tencent LKE `DescribeStorageCredential` endpoint for tests and local runs.
+//!
+//! It verifies every request's TC3-HMAC-SHA256 signature with its own code (below; it
+//! never calls the crate's signer), checks the action/version/region headers and the
+//! body, answers in LKE's envelope (`Response{...}` or `Response.Error{Code,Message}`,
+//! always HTTP 200 like LKE), records each call's time, and can be told to fail.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// How the fake answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Fresh single-use upload credentials.
+    Ok,
+    /// `Response.Error` with this code (HTTP 200).
+    Error(String),
+    /// The first `n` calls answer `Response.Error` with the code, then `Ok`.
+    ErrorTimes(String, u32),
+    /// HTTP 500 with a non-JSON body.
+    Http500,
+    /// HTTP 200 with malformed JSON.
+    Malformed,
+    /// Never answers (until the client gives up).
+    Hang,
+    /// Credentials living only this many seconds.
+    ShortLived(i64),
+    /// Download-only credentials (no UploadPath).
+    NoUploadPath,
+}
+
+/// One issued credential, for assertions (e.g. that no secret reached a log).
+#[derive(Debug, Clone)]
+pub struct IssuedCred {
+    pub tmp_secret_id: String,
+    pub tmp_secret_key: String,
+    pub token: String,
+    pub upload_path: String,
+}
+
+/// Shared state of the fake.
+pub struct FakeLke {
+    pub secret_id: String,
+    pub secret_key: String,
+    pub region: String,
+    pub bucket: String,
+    pub ttl_secs: i64,
+    mode: Mutex<Mode>,
+    calls: Mutex<Vec<Instant>>,
+    rejected: AtomicU64,
+    counter: AtomicU64,
+    issued: Mutex<Vec<IssuedCred>>,
+}
+
+impl FakeLke {
+    /// A fake expecting these long-term keys and `X-TC-Region`.
+    pub fn new(secret_id: &str, secret_key: &str, region: &str) -> Arc<Self> {
+        Arc::new(FakeLke {
+            secret_id: secret_id.into(),
+            secret_key: secret_key.into(),
+            region: region.into(),
+            bucket: "lke-offline-1250000000".into(),
+            ttl_secs: 1800,
+            mode: Mutex::new(Mode::Ok),
+            calls: Mutex::new(Vec::new()),
+            rejected: AtomicU64::new(0),
+            counter: AtomicU64::new(0),
+            issued: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Changes how the fake answers.
+    pub fn set_mode(&self, m: Mode) {
+        *self.mode.lock().unwrap() = m;
+    }
+
+    /// Arrival times of every call.
+    pub fn call_times(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// Number of calls received.
+    pub fn calls(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    /// Calls refused for a bad signature or headers.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::SeqCst)
+    }
+
+    /// Everything issued so far.
+    pub fn issued(&self) -> Vec<IssuedCred> {
+        self.issued.lock().unwrap().clone()
+    }
+
+    /// The largest number of calls inside any window of `window`.
+    pub fn max_calls_in_window(&self, window: Duration) -> usize {
+        let mut t = self.call_times();
+        t.sort();
+        (0..t.len())
+            .map(|i| {
+                t[i..]
+                    .iter()
+                    .take_while(|x| x.duration_since(t[i]) < window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Serves on 127.0.0.1 (an ephemeral port); returns the base URL.
+    pub async fn start(self: &Arc<Self>) -> String {
+        self.start_on("127.0.0.1:0").await
+    }
+
+    /// Serves on `addr`; returns the base URL.
+    pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/", post(handle))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        format!("http://{addr}")
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn error(code: &str, message: &str) -> Response {
+    axum::Json(json!({"Response": {
+        "Error": {"Code": code, "Message": message},
+        "RequestId": format!("fake-{}", uuid::Uuid::new_v4())
+    }}))
+    .into_response()
+}
+
+// ---- the fake's own TC3 implementation (independent of stsgate's sign.rs) ----
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac256(key: &[u8], msg: &str) -> Vec<u8> {
+    let mut m = HmacSha256::new_from_slice(key).unwrap();
+    m.update(msg.as_bytes());
+    m.finalize().into_bytes().to_vec()
+}
+
+fn utc_date(ts: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ts).unwrap();
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
+/// The signature TC3 expects for a POST with `content-type;host` signed.
+pub fn expected_signature(
+    secret_key: &str,
+    host: &str,
+    content_type: &str,
+    body: &[u8],
+    ts: i64,
+    service: &str,
+) -> String {
+    let date = utc_date(ts);
+    let canonical = format!(
+        "POST\n/\n\ncontent-type:{}\nhost:{}\n\ncontent-type;host\n{}",
+        content_type.trim().to_lowercase(),
+        host.trim().to_lowercase(),
+        hex::encode(Sha256::digest(body))
+    );
+    let scope = format!("{date}/{service}/tc3_request");
+    let sts = format!(
+        "TC3-HMAC-SHA256\n{ts}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let k = hmac256(format!("TC3{secret_key}").as_bytes(), &date);
+    let k = hmac256(&k, service);
+    let k = hmac256(&k, "tc3_request");
+    hex::encode(hmac256(&k, &sts))
+}
+
+/// Checks the Authorization header; `Err` is the LKE error code to answer.
+pub fn verify(fake: &FakeLke, headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ts: i64 = h("x-tc-timestamp")
+        .parse()
+        .map_err(|_| "MissingParameter")?;
+    if (now_unix() - ts).abs() > 300 {
+        return Err("AuthFailure.SignatureExpire");
+    }
+    let auth = h("authorization");
+    let rest = auth
+        .strip_prefix("TC3-HMAC-SHA256 ")
+        .ok_or("AuthFailure.InvalidAuthorization")?;
+    let mut credential = "";
+    let mut signed = "";
+    let mut signature = "";
+    for part in rest.split(", ") {
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = v;
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = v;
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = v;
+        }
+    }
+    let mut cred = credential.splitn(4, '/');
+    let (id, date, service, term) = (cred.next(), cred.next(), cred.next(), cred.next());
+    if id != Some(fake.secret_id.as_str()) {
+        return Err("AuthFailure.SecretIdNotFound");
+    }
+    if date != Some(utc_date(ts).as_str()) || service != Some("lke") || term != Some("tc3_request")
+    {
+        return Err("AuthFailure.InvalidAuthorization");
+    }
+    if signed != "content-type;host" {
+        return Err("AuthFailure.InvalidAuthorization");
+    }
+    let want = expected_signature(
+        &fake.secret_key,
+        h("host"),
+        h("content-type"),
+        body,
+        ts,
+        "lke",
+    );
+    if want != signature {
+        return Err("AuthFailure.SignatureFailure");
+    }
+    Ok(())
+}
+
+async fn handle(State(fake): State<Arc<FakeLke>>, headers: HeaderMap, body: Bytes) -> Response {
+    fake.calls.lock().unwrap().push(Instant::now());
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    if let Err(code) = verify(&fake, &headers, &body) {
+        fake.rejected.fetch_add(1, Ordering::SeqCst);
+        return error(code, "The provided credentials could not be validated.");
+    }
+    if h("x-tc-action") != "DescribeStorageCredential" {
+        return error("InvalidAction", "unknown action");
+    }
+    if h("x-tc-version") != "2023-11-30" {
+        return error("NoSuchVersion", "unknown version");
+    }
+    if h("x-tc-region") != fake.region {
+        return error("InvalidParameterValue.Region", "region");
+    }
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return error("InvalidParameter", "body is not JSON"),
+    };
+    let file_type = req["FileType"].as_str().unwrap_or("").to_string();
+    if !req["BotBizId"].is_string()
+        || file_type.is_empty()
+        || !req["IsPublic"].is_boolean()
+        || !req["TypeKey"].is_string()
+    {
+        return error("InvalidParameter", "BotBizId, FileType, IsPublic, TypeKey");
+    }
+    let mode = {
+        let mut m = fake.mode.lock().unwrap();
+        let current = m.clone();
+        if let Mode::ErrorTimes(code, n) = &current {
+            *m = if *n <= 1 {
+                Mode::Ok
+            } else {
+                Mode::ErrorTimes(code.clone(), n - 1)
+            };
+            Mode::Error(code.clone())
+        } else {
+            current
+        }
+    };
+    match mode {
+        Mode::Error(code) => return error(&code, "fake failure"),
+        Mode::Http500 => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html>upstream error</html>",
+            )
+                .into_response()
+        }
+        Mode::Malformed => {
+            return (StatusCode::OK, "{\"Response\": {\"Credentials\": ").into_response()
+        }
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::OK.into_response();
+        }
+        _ => {}
+    }
+    let n = fake.counter.fetch_add(1, Ordering::SeqCst) + 1;
+    let now = now_unix();
+    let ttl = if let Mode::ShortLived(s) = mode {
+        s
+    } else {
+        fake.ttl_secs
+    };
+    let upload_path = if mode == Mode::NoUploadPath {
+        String::new()
+    } else {
+        format!(
+            "/corp/1768567877186617344/1768574873671565312/doc/{}-{n}.{file_type}",
+            uuid::Uuid::new_v4().simple()
+        )
+    };
+    let cred = IssuedCred {
+        tmp_secret_id: format!("AKIDtmpFAKE{n:08}"),
+        tmp_secret_key: format!("FAKEtmpKEY{n:08}{}", uuid::Uuid::new_v4().simple()),
+        token: format!("FAKEtoken{n:08}{}", uuid::Uuid::new_v4().simple()),
+        upload_path: upload_path.clone(),
+    };
+    fake.issued.lock().unwrap().push(cred.clone());
+    axum::Json(json!({"Response": {
+        "Credentials": {"Token": cred.token, "TmpSecretId": cred.tmp_secret_id, "TmpSecretKey": cred.tmp_secret_key},
+        "ExpiredTime": now + ttl,
+        "StartTime": now,
+        "Bucket": fake.bucket,
+        "Region": "ap-guangzhou",
+        "FilePath": "",
+        "Type": "cos",
+        "CorpUin": "0",
+        "ImagePath": "",
+        "UploadPath": upload_path,
+        "RequestId": format!("fake-{n}")
+    }}))
+    .into_response()
+}

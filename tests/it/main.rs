@@ -1,0 +1,9 @@
+//! stsgate's integration tests: one binary, real HTTP, real databases, fake clouds that
+//! verify every signature.
+
+mod fakes {
+    pub mod lke;
+}
+mod helpers;
+
+mod tencent;
