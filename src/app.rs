@@ -66,22 +66,30 @@ pub fn build_registry(
             metrics.clone(),
         )?));
     }
-    for (on, name) in [
-        (enabled.aws, "aws"),
-        (enabled.aliyun, "aliyun"),
-        (enabled.qiniu, "qiniu"),
-        (enabled.huawei, "huawei"),
-        (enabled.ksyun, "ksyun"),
-        (enabled.baidu, "baidu"),
-    ] {
-        if on {
-            tracing::warn!(
-                provider = name,
-                "provider configured but not implemented yet; requests for it answer 40002"
-            );
-        }
+    // One block per cloud; a cloud whose provider is not implemented yet is refused at start.
+    if enabled.aws {
+        return Err(not_yet("aws"));
+    }
+    if enabled.aliyun {
+        return Err(not_yet("aliyun"));
+    }
+    if enabled.qiniu {
+        return Err(not_yet("qiniu"));
+    }
+    if enabled.huawei {
+        return Err(not_yet("huawei"));
+    }
+    if enabled.ksyun {
+        return Err(not_yet("ksyun"));
+    }
+    if enabled.baidu {
+        return Err(not_yet("baidu"));
     }
     Ok(reg)
+}
+
+fn not_yet(name: &str) -> String {
+    format!("[providers.{name}] is configured, but this build does not implement that cloud yet")
 }
 
 /// Resolves the HS256 fallback secret: `./stsgate.key` when no JWT key is configured

@@ -6,4 +6,10 @@ mod fakes {
 }
 mod helpers;
 
+mod aliyun;
+mod aws;
+mod baidu;
+mod huawei;
+mod ksyun;
+mod qiniu;
 mod tencent;

@@ -1,0 +1,1 @@
+//! Cloud `aliyun` end to end (filled in with its provider).

@@ -1,0 +1,1 @@
+//! Cloud `aws` end to end (filled in with its provider).

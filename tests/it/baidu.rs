@@ -1,0 +1,1 @@
+//! Cloud `baidu` end to end (filled in with its provider).

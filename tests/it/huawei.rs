@@ -1,0 +1,1 @@
+//! Cloud `huawei` end to end (filled in with its provider).

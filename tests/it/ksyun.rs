@@ -1,0 +1,1 @@
+//! Cloud `ksyun` end to end (filled in with its provider).

@@ -1,0 +1,1 @@
+//! Cloud `qiniu` end to end (filled in with its provider).
