@@ -802,5 +802,41 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
         let c = Config::load_from(Some(&path), env(&[])).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:8080");
+        // Every key of the defaults appears in the example, in its section.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let example: toml::Table = text.parse().unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let mut missing = Vec::new();
+        fn walk(
+            prefix: &str,
+            v: &toml::Value,
+            ex: Option<&toml::Value>,
+            missing: &mut Vec<String>,
+        ) {
+            if let toml::Value::Table(t) = v {
+                for (k, child) in t {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    let ex_child = ex.and_then(|e| e.get(k));
+                    if ex_child.is_none()
+                        && !matches!(child, toml::Value::Table(_))
+                        && k != "issuers"
+                    {
+                        missing.push(path.clone());
+                    }
+                    walk(&path, child, ex_child, missing);
+                }
+            }
+        }
+        walk(
+            "",
+            &defaults,
+            Some(&toml::Value::Table(example)),
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "example.toml lacks {missing:?}");
     }
 }

@@ -7,9 +7,13 @@ mod fakes {
 mod helpers;
 
 mod aliyun;
+mod api;
 mod aws;
 mod baidu;
+mod cli;
 mod huawei;
 mod ksyun;
+mod openapi;
 mod qiniu;
+mod secrets;
 mod tencent;

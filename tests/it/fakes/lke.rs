@@ -41,6 +41,8 @@ pub enum Mode {
     ShortLived(i64),
     /// Download-only credentials (no UploadPath).
     NoUploadPath,
+    /// Answer normally after this many milliseconds.
+    Delay(u64),
 }
 
 /// One issued credential, for assertions (e.g. that no secret reached a log).
@@ -310,6 +312,7 @@ async fn handle(State(fake): State<Arc<FakeLke>>, headers: HeaderMap, body: Byte
         Mode::Malformed => {
             return (StatusCode::OK, "{\"Response\": {\"Credentials\": ").into_response()
         }
+        Mode::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return StatusCode::OK.into_response();
