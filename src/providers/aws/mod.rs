@@ -1,2 +1,4 @@
-//! Cloud provider `aws` (configuration parsed and validated; see its issue for the rest).
+//! Cloud type 2: AWS S3 and S3-compatible stores (configuration parsed and validated; the
+//! SigV4 signer in [`sign`] is shared with KSyun; see the AWS issue for the rest).
 pub mod config;
+pub mod sign;
