@@ -27,7 +27,7 @@ RUN groupadd --system --gid 10001 stsgate \
 COPY --from=build /src/target/release/stsgate /usr/local/bin/stsgate
 COPY config/example.toml /etc/stsgate/example.toml
 WORKDIR /var/lib/stsgate
-USER stsgate:stsgate
+USER 10001:10001
 ENV STSGATE_SERVER__LISTEN=0.0.0.0:8080 \
     STSGATE_DATABASE__URL=sqlite:///var/lib/stsgate/stsgate.db?mode=rwc
 EXPOSE 8080

@@ -1,0 +1,51 @@
+//! Runs every fake cloud of the test suite at once, on free ports of 127.0.0.1, and writes
+//! the `STSGATE_*` environment that points stsgate at them (every provider enabled):
+//!
+//! ```text
+//! cargo run --example fake_clouds -- --env-file fakes.env
+//! set -a; . ./fakes.env; set +a; cargo run --release
+//! ```
+//! Used by `tests/contract/schemathesis.sh`. Each fake verifies every request's signature
+//! with its own code, like in the integration tests.
+
+#[path = "../tests/it/fakes/lke.rs"]
+#[allow(dead_code)]
+mod lke;
+
+use std::fmt::Write as _;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let env_file = args
+        .iter()
+        .position(|a| a == "--env-file")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let mut env = String::new();
+
+    // Tencent LKE (type 1).
+    let fake = lke::FakeLke::new("AKIDfake", "fakekey", "ap-jakarta");
+    let url = fake.start().await;
+    for (k, v) in [
+        ("TENCENT__ENDPOINT", url.as_str()),
+        ("TENCENT__SECRET_ID", "AKIDfake"),
+        ("TENCENT__SECRET_KEY", "fakekey"),
+        ("TENCENT__BOT_BIZ_ID", "1771061216515457024"),
+        ("TENCENT__REGION", "ap-jakarta"),
+    ] {
+        let _ = writeln!(env, "STSGATE_PROVIDERS__{k}={v}");
+    }
+
+    match env_file {
+        // Written last and renamed into place, so a reader never sees half a file.
+        Some(path) => {
+            let tmp = format!("{path}.tmp");
+            std::fs::write(&tmp, &env).expect("write env file");
+            std::fs::rename(&tmp, &path).expect("rename env file");
+        }
+        None => print!("{env}"),
+    }
+    eprintln!("fake clouds running; Ctrl-C stops them");
+    tokio::signal::ctrl_c().await.ok();
+}
