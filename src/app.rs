@@ -7,6 +7,7 @@ use crate::auth::{keyfile, Verifier};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::providers::qiniu::QiniuProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
 use crate::store::{self, ObjectStore};
@@ -74,7 +75,11 @@ pub fn build_registry(
         return Err(not_yet("aliyun"));
     }
     if enabled.qiniu {
-        return Err(not_yet("qiniu"));
+        reg.insert(Arc::new(QiniuProvider::new(
+            &config.providers.qiniu,
+            &config.upload,
+            &config.server.public_base_url,
+        )?));
     }
     if enabled.huawei {
         return Err(not_yet("huawei"));

@@ -14,6 +14,31 @@ pub fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
     mac.finalize().into_bytes().into()
 }
 
+/// An HMAC-SHA1 key prepared once (its padded key blocks already absorbed), cloned per
+/// message: for signers that sign with one long-term key on every request.
+#[derive(Clone)]
+pub struct HmacSha1Key(Hmac<sha1::Sha1>);
+
+impl HmacSha1Key {
+    /// Prepares `key`.
+    pub fn new(key: &[u8]) -> Self {
+        HmacSha1Key(Hmac::<sha1::Sha1>::new_from_slice(key).expect("HMAC takes any key length"))
+    }
+
+    /// `HMAC-SHA1(key, msg)`, equal to [`hmac_sha1`].
+    pub fn sign(&self, msg: &[u8]) -> [u8; 20] {
+        let mut mac = self.0.clone();
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for HmacSha1Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacSha1Key(<redacted>)")
+    }
+}
+
 /// `HMAC-SHA256(key, msg)`.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -118,6 +143,19 @@ mod tests {
             hex(sha1(b"abc")),
             "a9993e364706816aba3e25717850c26c9cd0d89d"
         );
+    }
+
+    // RFC 2202 test case 2, through the prepared key, twice (the key is reusable).
+    #[test]
+    fn prepared_hmac_sha1_key_matches() {
+        let key = HmacSha1Key::new(b"Jefe");
+        for _ in 0..2 {
+            assert_eq!(
+                hex(key.sign(b"what do ya want for nothing?")),
+                "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+            );
+        }
+        assert_eq!(format!("{key:?}"), "HmacSha1Key(<redacted>)");
     }
 
     #[test]

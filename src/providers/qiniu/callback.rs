@@ -11,7 +11,7 @@
 //! [`verify_with_body`] (or check [`body_is_signed`]).
 
 use crate::providers::crypto::ct_eq;
-use crate::providers::qiniu::sign::sign;
+use crate::providers::qiniu::sign::{sign, Signer};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -222,18 +222,15 @@ pub fn authorization(scheme: Scheme, access_key: &str, secret_key: &str, data: &
     format!("{}{access_key}:{}", scheme.prefix(), sign(secret_key, data))
 }
 
-/// Checks a callback's `Authorization` against our key pair, in the form it names: the AK
-/// must be ours and the signature equal (constant-time) to the one recomputed from `req`.
-pub fn verify(
-    access_key: &str,
-    secret_key: &str,
-    req: &CallbackRequest<'_>,
-) -> Result<(), CallbackError> {
+/// Checks a callback's `Authorization` against our key pair (prepared in `signer`), in the
+/// form it names: the AK must be ours and the signature equal (constant-time) to the one
+/// recomputed from `req`.
+pub fn verify(signer: &Signer, req: &CallbackRequest<'_>) -> Result<(), CallbackError> {
     let (scheme, ak, presented) = parse_authorization(req.authorization)?;
-    if !ct_eq(ak.as_bytes(), access_key.as_bytes()) {
+    if !ct_eq(ak.as_bytes(), signer.access_key().as_bytes()) {
         return Err(CallbackError::WrongAccessKey);
     }
-    let expected = sign(secret_key, &string_to_sign(scheme, req));
+    let expected = signer.sign(&string_to_sign(scheme, req));
     if ct_eq(presented.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
@@ -257,12 +254,8 @@ pub fn body_is_signed(req: &CallbackRequest<'_>) -> bool {
 
 /// [`verify`], then refuses a non-empty body the signature does not cover
 /// ([`CallbackError::UnsignedBody`]): what a handler that trusts the body's fields needs.
-pub fn verify_with_body(
-    access_key: &str,
-    secret_key: &str,
-    req: &CallbackRequest<'_>,
-) -> Result<(), CallbackError> {
-    verify(access_key, secret_key, req)?;
+pub fn verify_with_body(signer: &Signer, req: &CallbackRequest<'_>) -> Result<(), CallbackError> {
+    verify(signer, req)?;
     if body_is_signed(req) {
         Ok(())
     } else {
@@ -385,11 +378,8 @@ mod tests {
                 body: s(input, "body").as_bytes(),
                 authorization: s(input, "authorization"),
             };
-            let verdict = verify(
-                s(input, "server_access_key"),
-                s(input, "server_secret_key"),
-                &req,
-            );
+            let server = Signer::new(s(input, "server_access_key"), s(input, "server_secret_key"));
+            let verdict = verify(&server, &req);
             if v["valid"].as_bool().unwrap() {
                 assert_eq!(verdict, Ok(()), "{name}: must be accepted");
                 positives += 1;
@@ -421,6 +411,10 @@ mod tests {
     const AK: &str = "AKFAKE0000EXAMPLE0001";
     const SK: &str = "skFAKE/0000+EXAMPLE+secret/key=0001";
 
+    fn signer() -> Signer {
+        Signer::new(AK, SK)
+    }
+
     // Every single-byte change of a valid signature (to any other base64url character or '=')
     // is refused; the valid one comes from the vector file, not from this code.
     #[test]
@@ -439,7 +433,7 @@ mod tests {
                 authorization,
             }
         }
-        assert_eq!(verify(AK, SK, &req(valid)), Ok(()));
+        assert_eq!(verify(&signer(), &req(valid)), Ok(()));
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=";
         let start = valid.find(':').unwrap() + 1;
         let mut tried = 0;
@@ -452,7 +446,7 @@ mod tests {
                 altered[i] = c;
                 let altered = String::from_utf8(altered).unwrap();
                 assert_eq!(
-                    verify(AK, SK, &req(&altered)),
+                    verify(&signer(), &req(&altered)),
                     Err(CallbackError::BadSignature),
                     "{altered}"
                 );
@@ -478,13 +472,13 @@ mod tests {
             " QBox AK:sig",
         ] {
             assert_eq!(
-                verify(AK, SK, &valid_qiniu_json(&headers, bad)),
+                verify(&signer(), &valid_qiniu_json(&headers, bad)),
                 Err(CallbackError::Malformed),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            verify(AK, SK, &valid_qiniu_json(&headers, "Qiniu OTHER:sig=")),
+            verify(&signer(), &valid_qiniu_json(&headers, "Qiniu OTHER:sig=")),
             Err(CallbackError::WrongAccessKey)
         );
     }
@@ -502,10 +496,10 @@ mod tests {
             body: br#"{"fsize":99999999}"#,
             authorization: "QBox AKFAKE0000EXAMPLE0001:sOPyQ3B6iV2ik8t_p8W3kY9xocQ=",
         };
-        assert_eq!(verify(AK, SK, &req), Ok(()));
+        assert_eq!(verify(&signer(), &req), Ok(()));
         assert!(!body_is_signed(&req));
         assert_eq!(
-            verify_with_body(AK, SK, &req),
+            verify_with_body(&signer(), &req),
             Err(CallbackError::UnsignedBody)
         );
         // A parameterised form type is not an exact match either.
@@ -514,12 +508,12 @@ mod tests {
             ..req
         };
         assert_eq!(
-            verify_with_body(AK, SK, &req),
+            verify_with_body(&signer(), &req),
             Err(CallbackError::UnsignedBody)
         );
         // The empty body has nothing to forge.
         let req = CallbackRequest { body: b"", ..req };
-        assert_eq!(verify_with_body(AK, SK, &req), Ok(()));
+        assert_eq!(verify_with_body(&signer(), &req), Ok(()));
     }
 
     #[test]
@@ -530,7 +524,7 @@ mod tests {
         let auth = authorization(Scheme::Qiniu, AK, SK, &data);
         let req = valid_qiniu_json(&headers, &auth);
         assert!(body_is_signed(&req));
-        assert_eq!(verify_with_body(AK, SK, &req), Ok(()));
+        assert_eq!(verify_with_body(&signer(), &req), Ok(()));
         let octet = CallbackRequest {
             content_type: Some(OCTET_STREAM),
             ..req
@@ -585,8 +579,8 @@ mod tests {
                     body: &body,
                     authorization: auth,
                 };
-                let _ = verify(AK, SK, &req);
-                let _ = verify_with_body(AK, SK, &req);
+                let _ = verify(&signer(), &req);
+                let _ = verify_with_body(&signer(), &req);
                 let _ = body_is_signed(&req);
             }
         }

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::providers::crypto::{b64_url, b64_url_decode, hmac_sha1};
+use crate::providers::crypto::{b64_url, b64_url_decode, hmac_sha1, HmacSha1Key};
 
 /// `callbackBodyType` stsgate always uses: the legacy `QBox` callback signature covers the
 /// body only for this type.
@@ -33,6 +33,68 @@ pub fn upload_token(access_key: &str, secret_key: &str, policy_json: &str) -> St
     format!("{access_key}:{signature}:{encoded}")
 }
 
+/// An upload token and its two signed parts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadToken {
+    /// `AK:sign:encodedPutPolicy`.
+    pub token: String,
+    /// `b64url(HMAC-SHA1(SK, encodedPutPolicy))`.
+    pub signature: String,
+    /// `b64url(putPolicyJSON)`.
+    pub encoded_policy: String,
+}
+
+impl std::fmt::Debug for UploadToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UploadToken(<redacted>)")
+    }
+}
+
+/// The long-term key pair, prepared once: each token costs one HMAC over the encoded policy
+/// and no key set-up.
+#[derive(Clone)]
+pub struct Signer {
+    access_key: String,
+    key: HmacSha1Key,
+}
+
+impl Signer {
+    /// Prepares the key pair.
+    pub fn new(access_key: &str, secret_key: &str) -> Self {
+        Signer {
+            access_key: access_key.to_owned(),
+            key: HmacSha1Key::new(secret_key.as_bytes()),
+        }
+    }
+
+    /// The access key.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    /// [`sign`] with the prepared key.
+    pub fn sign(&self, data: &[u8]) -> String {
+        b64_url(self.key.sign(data))
+    }
+
+    /// [`upload_token`] with the prepared key, keeping the two parts apart as well.
+    pub fn upload_token(&self, policy_json: &str) -> UploadToken {
+        let encoded_policy = encoded_put_policy(policy_json);
+        let signature = self.sign(encoded_policy.as_bytes());
+        UploadToken {
+            token: format!("{}:{signature}:{encoded_policy}", self.access_key),
+            signature,
+            encoded_policy,
+        }
+    }
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(<redacted>)")
+    }
+}
+
 /// The put-policy JSON inside an upload token (split on the first two `:`, b64url-decode the
 /// third part); `None` when the token is not in that shape.
 pub fn decode_put_policy(token: &str) -> Option<String> {
@@ -44,7 +106,7 @@ pub fn decode_put_policy(token: &str) -> Option<String> {
 /// The put policy stsgate issues; serialised in field-declaration order, absent fields left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PutPolicy {
+pub struct PutPolicy<'a> {
     /// `bucket:key`, or `bucket:prefix` with `is_prefixal_scope`.
     pub scope: String,
     /// Unix seconds; Qiniu checks it when the upload completes.
@@ -58,19 +120,19 @@ pub struct PutPolicy {
     pub fsize_limit: u64,
     /// Allowed MIME types (`;`-separated, wildcards allowed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mime_limit: Option<String>,
+    pub mime_limit: Option<&'a str>,
     /// Where Qiniu POSTs after storing the object.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub callback_url: Option<String>,
+    pub callback_url: Option<&'a str>,
     /// Callback body template (magic variables such as `$(key)`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub callback_body: Option<String>,
+    pub callback_body: Option<&'a str>,
     /// Always [`CALLBACK_BODY_TYPE`] when a callback is set.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub callback_body_type: Option<String>,
+    pub callback_body_type: Option<&'a str>,
 }
 
-impl PutPolicy {
+impl PutPolicy<'_> {
     /// Compact JSON in field order: the exact bytes to encode and sign.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a struct of strings and integers always serialises")
@@ -94,10 +156,10 @@ pub fn put_policy_for(
         is_prefixal_scope: is_prefix.then_some(1),
         insert_only: 1,
         fsize_limit,
-        mime_limit: mime_limit.map(str::to_owned),
-        callback_url: callback.map(|(url, _)| url.to_owned()),
-        callback_body: callback.map(|(_, body)| body.to_owned()),
-        callback_body_type: callback.map(|_| CALLBACK_BODY_TYPE.to_owned()),
+        mime_limit,
+        callback_url: callback.map(|(url, _)| url),
+        callback_body: callback.map(|(_, body)| body),
+        callback_body_type: callback.map(|_| CALLBACK_BODY_TYPE),
     }
     .to_json()
 }
@@ -171,6 +233,18 @@ mod tests {
             assert_eq!(signature, s(exp, "encoded_sign"), "{name}: sign");
             let token = upload_token(ak, sk, policy);
             assert_eq!(token, s(exp, "upload_token"), "{name}: token");
+            let prepared = Signer::new(ak, sk).upload_token(policy);
+            assert_eq!(prepared.token, token, "{name}: prepared signer token");
+            assert_eq!(
+                prepared.signature,
+                s(exp, "encoded_sign"),
+                "{name}: prepared sign"
+            );
+            assert_eq!(
+                prepared.encoded_policy,
+                s(exp, "encoded_put_policy"),
+                "{name}: prepared policy"
+            );
 
             let decoded = decode_put_policy(&token).expect("token decodes");
             assert_eq!(decoded, policy, "{name}: decoded bytes");
