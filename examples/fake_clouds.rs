@@ -37,6 +37,15 @@ async fn main() {
         let _ = writeln!(env, "STSGATE_PROVIDERS__{k}={v}");
     }
 
+    // Qiniu (type 0): no upstream call; upload tokens are signed locally.
+    for (k, v) in [
+        ("QINIU__ACCESS_KEY", "AKfakeQINIUaccess0001"),
+        ("QINIU__SECRET_KEY", "fakeQINIUsecret0001"),
+        ("QINIU__BUCKET", "stsgate-demo"),
+    ] {
+        let _ = writeln!(env, "STSGATE_PROVIDERS__{k}={v}");
+    }
+
     match env_file {
         // Written last and renamed into place, so a reader never sees half a file.
         Some(path) => {
