@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::{keyfile, Verifier};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::http::limit::UserLimiter;
 use crate::metrics::Metrics;
 use crate::providers::qiniu::QiniuProvider;
 use crate::providers::tencent::TencentProvider;
@@ -23,6 +24,8 @@ pub struct App {
     pub providers: Registry,
     /// JWT verification.
     pub verifier: Verifier,
+    /// The per-user request limit; `None` when `server.per_user_rps` is 0.
+    pub limiter: Option<UserLimiter>,
     /// Metrics registry.
     pub metrics: Metrics,
     /// Time.
@@ -140,11 +143,13 @@ pub async fn build_with(
         .map_err(|e| format!("migrations: {e}"))?;
     let verifier = Verifier::new(&config.auth.all_issuers(), hs256_fallback.as_deref())?;
     let providers = build_registry(&config, clock.clone(), &metrics)?;
+    let limiter = UserLimiter::new(config.server.per_user_rps);
     Ok(AppState(Arc::new(App {
         config,
         store,
         providers,
         verifier,
+        limiter,
         metrics,
         clock,
         idem: IdemCache::new(),

@@ -144,6 +144,8 @@ pub struct IssuerConfig {
     pub jwks_url: String,
     /// At most one refetch on an unknown `kid` per this many seconds.
     pub jwks_min_refresh_secs: u64,
+    /// Connect + read timeout of one JWKS fetch.
+    pub jwks_timeout_ms: u64,
     /// Required `iss` when set.
     pub issuer: String,
     /// Required `aud` when set.
@@ -159,6 +161,7 @@ impl Default for IssuerConfig {
             public_key_pem_file: String::new(),
             jwks_url: String::new(),
             jwks_min_refresh_secs: 10,
+            jwks_timeout_ms: 2000,
             issuer: String::new(),
             audience: String::new(),
             leeway_secs: 30,
@@ -192,6 +195,8 @@ pub struct AuthConfig {
     pub jwks_url: String,
     /// See [`IssuerConfig::jwks_min_refresh_secs`].
     pub jwks_min_refresh_secs: u64,
+    /// See [`IssuerConfig::jwks_timeout_ms`].
+    pub jwks_timeout_ms: u64,
     /// See [`IssuerConfig::issuer`].
     pub issuer: String,
     /// See [`IssuerConfig::audience`].
@@ -210,6 +215,7 @@ impl Default for AuthConfig {
             public_key_pem_file: d.public_key_pem_file,
             jwks_url: d.jwks_url,
             jwks_min_refresh_secs: d.jwks_min_refresh_secs,
+            jwks_timeout_ms: d.jwks_timeout_ms,
             issuer: d.issuer,
             audience: d.audience,
             leeway_secs: d.leeway_secs,
@@ -237,6 +243,7 @@ impl AuthConfig {
             public_key_pem_file: self.public_key_pem_file.clone(),
             jwks_url: self.jwks_url.clone(),
             jwks_min_refresh_secs: self.jwks_min_refresh_secs,
+            jwks_timeout_ms: self.jwks_timeout_ms,
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             leeway_secs: self.leeway_secs,
@@ -459,9 +466,12 @@ impl Config {
             return Err(err("server.max_body_bytes must be at least 1".into()));
         }
         for o in &self.server.cors_allowed_origins {
-            if o != "*" && reqwest::Url::parse(o).is_err() {
+            let origin = reqwest::Url::parse(o)
+                .ok()
+                .filter(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some());
+            if o != "*" && origin.is_none() {
                 return Err(err(format!(
-                    "server.cors_allowed_origins entries must be origins or \"*\", got {o:?}"
+                    "server.cors_allowed_origins entries must be http(s) origins or \"*\", got {o:?}"
                 )));
             }
         }
@@ -491,21 +501,44 @@ impl Config {
                 )));
             }
         }
-        for (i, iss) in self.auth.all_issuers().iter().enumerate() {
+        // Each issuer's keys, named as written: `auth.<key>` or `auth.issuers[i].<key>`.
+        let named = std::iter::once(("auth".to_string(), primary))
+            .chain(
+                self.auth
+                    .issuers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, iss)| (format!("auth.issuers[{i}]"), iss.clone())),
+            )
+            .filter(|(_, iss)| iss.key_sources() > 0);
+        for (at, iss) in named {
             if !iss.jwks_url.is_empty() {
-                return Err(err(format!(
-                    "auth issuer {i}: jwks_url is not supported yet (use hs256_secret or public_key_pem_file)"
-                )));
+                match reqwest::Url::parse(&iss.jwks_url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                    _ => return Err(err(format!("{at}.jwks_url must be an http(s) URL"))),
+                }
+                if !(1..=86_400).contains(&iss.jwks_min_refresh_secs) {
+                    return Err(err(format!(
+                        "{at}.jwks_min_refresh_secs must be between 1 and 86400"
+                    )));
+                }
+                if !(100..=60_000).contains(&iss.jwks_timeout_ms)
+                    || iss.jwks_timeout_ms >= self.server.request_timeout_ms
+                {
+                    return Err(err(format!(
+                        "{at}.jwks_timeout_ms must be between 100 and 60000 and less than server.request_timeout_ms"
+                    )));
+                }
             }
             if !iss.public_key_pem_file.is_empty() && !Path::new(&iss.public_key_pem_file).is_file()
             {
                 return Err(err(format!(
-                    "auth.public_key_pem_file: {} is not a readable file",
+                    "{at}.public_key_pem_file: {} is not a readable file",
                     iss.public_key_pem_file
                 )));
             }
             if iss.leeway_secs > 300 {
-                return Err(err("auth.leeway_secs must be at most 300".into()));
+                return Err(err(format!("{at}.leeway_secs must be at most 300")));
             }
         }
         // upload
@@ -779,6 +812,35 @@ mod tests {
         let f = file("[[auth.issuers]]\nhs256_secret = \"a\"\nissuer = \"i\"\n");
         let c = Config::load_from(Some(f.path()), env(&[])).unwrap();
         assert_eq!(c.auth.all_issuers().len(), 1);
+    }
+
+    #[test]
+    fn jwks_issuers_are_accepted_and_their_keys_checked() {
+        let f = file(
+            "[auth]\njwks_url = \"https://idp.example/.well-known/jwks.json\"\n\
+             issuer = \"https://idp.example\"\n\
+             [[auth.issuers]]\njwks_url = \"http://127.0.0.1:9/jwks\"\njwks_min_refresh_secs = 1\n",
+        );
+        let c = Config::load_from(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(c.auth.all_issuers().len(), 2);
+        assert!(!c.auth.needs_key_file());
+        for (text, key) in [
+            ("[auth]\njwks_url = \"ftp://x/jwks\"\n", "auth.jwks_url"),
+            (
+                "[auth]\njwks_url = \"https://x/jwks\"\njwks_min_refresh_secs = 0\n",
+                "auth.jwks_min_refresh_secs",
+            ),
+            (
+                "[[auth.issuers]]\njwks_url = \"https://x/jwks\"\njwks_timeout_ms = 5\n",
+                "auth.issuers[0].jwks_timeout_ms",
+            ),
+        ] {
+            let f = file(text);
+            let e = Config::load_from(Some(f.path()), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

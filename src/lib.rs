@@ -9,8 +9,10 @@
 //! - [`config`]: typed configuration, defaults < TOML < `STSGATE_*` environment.
 //! - [`app`]: `App` (config, store, providers, verifier, metrics, clock) and `AppState`.
 //! - [`error`]: `ApiError` and the one mapping to HTTP status + envelope.
-//! - [`http`]: routes and middleware; no SQL, no signing.
-//! - [`auth`]: JWT verification (pure) and the extractor.
+//! - [`http`]: routes, middleware (request id, trace, CORS, deadline) and the per-user
+//!   request limit; no SQL, no signing.
+//! - [`auth`]: JWT verification (secret, PEM or JWKS keys, pinned algorithms) and the
+//!   extractor.
 //! - [`upload`]: the domain — parameters, key layout, answers, idempotency, issuing.
 //! - [`store`]: the ledger trait with SQLite and PostgreSQL implementations.
 //! - [`providers`]: one folder per cloud (`config`, `sign`, `api`, provider), the

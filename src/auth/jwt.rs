@@ -1,13 +1,21 @@
-//! Pure JWT verification and minting.
+//! JWT verification and minting.
 //!
-//! The algorithm is pinned to the configured key type (HS256 for a secret, RS256 or ES256
-//! for a PEM public key), so `alg: none` and HS256 tokens signed with a public key are
-//! refused. `exp` and `sub` are required; `nbf` is checked when present. Leeway applies to
-//! `exp` and `nbf` (default 30 s).
+//! The algorithm is pinned by the key, never chosen by the token: HS256 for a secret, RS256
+//! or ES256 for a PEM public key, and for a JWKS key what its `kty`/`crv` says
+//! ([`super::jwks`]). So `alg: none` and HS256 tokens signed with a public key are refused.
+//! `exp` and `sub` are required; `nbf` is checked when present. Leeway applies to `exp` and
+//! `nbf` (default 30 s). With several issuers, a token is tried only against those whose
+//! configured `issuer` is its `iss` (or that check none), so a token for one identity
+//! provider never makes stsgate fetch another's JWKS.
+//!
+//! Verification is pure for secrets and PEM keys; a JWKS issuer may fetch its key set.
+
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::jwks::JwksSource;
 use crate::config::IssuerConfig;
 
 /// The claims stsgate reads.
@@ -32,9 +40,16 @@ impl std::fmt::Debug for Claims {
     }
 }
 
+enum KeySource {
+    /// A secret or PEM key with its one algorithm.
+    Fixed { key: DecodingKey, alg: Algorithm },
+    /// Keys from a JWKS URL (RS256 or ES256, per key).
+    Jwks(JwksSource),
+}
+
 struct IssuerKey {
-    key: DecodingKey,
-    validation: Validation,
+    source: KeySource,
+    config: IssuerConfig,
 }
 
 /// Verifies tokens against one or more issuers.
@@ -50,71 +65,129 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// Builds a verifier; `hs256_fallback` is the key-file secret used when no issuer has
-    /// a key source.
+    /// a key source. Nothing is fetched here: a JWKS is fetched when a token first needs it.
     pub fn new(issuers: &[IssuerConfig], hs256_fallback: Option<&str>) -> Result<Self, String> {
         let mut out = Vec::new();
         for (i, iss) in issuers.iter().enumerate() {
-            let (key, alg) = if iss.hs256_secret.is_set() {
-                (
-                    DecodingKey::from_secret(iss.hs256_secret.expose().as_bytes()),
-                    Algorithm::HS256,
-                )
+            let source = if iss.hs256_secret.is_set() {
+                KeySource::Fixed {
+                    key: DecodingKey::from_secret(iss.hs256_secret.expose().as_bytes()),
+                    alg: Algorithm::HS256,
+                }
             } else if !iss.public_key_pem_file.is_empty() {
                 let pem = std::fs::read(&iss.public_key_pem_file).map_err(|e| {
                     format!("auth issuer {i}: cannot read public_key_pem_file: {e}")
                 })?;
-                if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
-                    (k, Algorithm::RS256)
-                } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
-                    (k, Algorithm::ES256)
+                if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+                    KeySource::Fixed {
+                        key,
+                        alg: Algorithm::RS256,
+                    }
+                } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+                    KeySource::Fixed {
+                        key,
+                        alg: Algorithm::ES256,
+                    }
                 } else {
                     return Err(format!(
                         "auth issuer {i}: public_key_pem_file is neither an RSA nor an EC public key"
                     ));
                 }
+            } else if !iss.jwks_url.is_empty() {
+                KeySource::Jwks(JwksSource::new(
+                    &iss.jwks_url,
+                    iss.jwks_min_refresh_secs,
+                    Duration::from_millis(iss.jwks_timeout_ms),
+                )?)
             } else {
                 return Err(format!("auth issuer {i}: no usable key source"));
             };
             out.push(IssuerKey {
-                key,
-                validation: validation(alg, iss),
+                source,
+                config: iss.clone(),
             });
         }
         if out.is_empty() {
             let secret = hs256_fallback.ok_or("no JWT key configured")?;
-            let d = IssuerConfig::default();
             out.push(IssuerKey {
-                key: DecodingKey::from_secret(secret.as_bytes()),
-                validation: validation(Algorithm::HS256, &d),
+                source: KeySource::Fixed {
+                    key: DecodingKey::from_secret(secret.as_bytes()),
+                    alg: Algorithm::HS256,
+                },
+                config: IssuerConfig::default(),
             });
         }
         Ok(Verifier { issuers: out })
     }
 
-    /// Verifies `token` at `now` (Unix seconds). The error is for logs only.
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, String> {
-        let mut last = String::from("no issuer");
+    /// Verifies `token` at `now` (Unix seconds). The error is for logs only (it never holds
+    /// the token).
+    pub async fn verify(&self, token: &str, now: i64) -> Result<Claims, String> {
+        // An unknown `alg` (`none` included) fails here: jsonwebtoken has no such algorithm.
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("header: {:?}", e.kind()))?;
+        let token_iss = unverified_issuer(token);
+        let mut last = String::from("no configured issuer accepts this token");
         for iss in &self.issuers {
-            match jsonwebtoken::decode::<Claims>(token, &iss.key, &iss.validation) {
-                Ok(data) => {
-                    let c = data.claims;
-                    // jsonwebtoken checks exp against the system clock; check our clock too.
-                    let leeway = iss.validation.leeway as i64;
-                    if c.exp + leeway < now {
-                        last = "expired".into();
+            let cfg = &iss.config;
+            if !cfg.issuer.is_empty() && token_iss.as_deref() != Some(cfg.issuer.as_str()) {
+                continue;
+            }
+            let keys: Vec<(&DecodingKey, Algorithm)>;
+            let fetched;
+            match &iss.source {
+                KeySource::Fixed { key, alg } => {
+                    if header.alg != *alg {
+                        last = format!("algorithm {:?} is not this issuer's", header.alg);
                         continue;
                     }
-                    if c.sub.is_empty() {
-                        last = "empty sub".into();
-                        continue;
-                    }
-                    return Ok(c);
+                    keys = vec![(key, *alg)];
                 }
-                Err(e) => last = format!("{:?}", e.kind()),
+                KeySource::Jwks(src) => {
+                    if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+                        last = format!("algorithm {:?} is not allowed with a JWKS", header.alg);
+                        continue;
+                    }
+                    fetched = match src.keys_for(header.kid.as_deref(), header.alg, now).await {
+                        Ok(k) => k,
+                        Err(e) => {
+                            last = e;
+                            continue;
+                        }
+                    };
+                    keys = fetched.iter().map(|k| (&k.key, k.alg)).collect();
+                }
+            }
+            for (key, alg) in keys {
+                match check(token, key, &validation(alg, cfg), now) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => last = e,
+                }
             }
         }
         Err(last)
     }
+}
+
+/// Signature and claims against one key.
+fn check(token: &str, key: &DecodingKey, v: &Validation, now: i64) -> Result<Claims, String> {
+    let c = jsonwebtoken::decode::<Claims>(token, key, v)
+        .map_err(|e| format!("{:?}", e.kind()))?
+        .claims;
+    // jsonwebtoken checks exp against the system clock; check our clock too.
+    if c.exp + (v.leeway as i64) < now {
+        return Err("expired".into());
+    }
+    if c.sub.is_empty() {
+        return Err("empty sub".into());
+    }
+    Ok(c)
+}
+
+/// The token's `iss` before verification — used only to choose which issuers to try.
+fn unverified_issuer(token: &str) -> Option<String> {
+    let data = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token).ok()?;
+    data.claims.get("iss")?.as_str().map(str::to_string)
 }
 
 fn validation(alg: Algorithm, iss: &IssuerConfig) -> Validation {
@@ -178,6 +251,11 @@ mod tests {
     use crate::secret::Secret;
     use base64::Engine as _;
 
+    /// Fixed keys never await anything, so a plain executor runs the verification.
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        futures::executor::block_on(f)
+    }
+
     fn now() -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -200,11 +278,11 @@ mod tests {
         let mut extra = serde_json::Map::new();
         extra.insert("projects".into(), serde_json::json!([1, 2]));
         let t = mint_hs256("s3cret", "alice", now(), 60, "", "", &extra).unwrap();
-        let c = v.verify(&t, now()).unwrap();
+        let c = block(v.verify(&t, now())).unwrap();
         assert_eq!(c.sub, "alice");
         assert_eq!(c.projects, Some(vec![1, 2]));
         let wrong = mint_hs256("other", "alice", now(), 60, "", "", &extra).unwrap();
-        assert!(v.verify(&wrong, now()).is_err());
+        assert!(block(v.verify(&wrong, now())).is_err());
     }
 
     #[test]
@@ -212,9 +290,9 @@ mod tests {
         let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
         let e = serde_json::Map::new();
         let t = mint_hs256("k", "a", now() - 100, 80, "", "", &e).unwrap(); // exp 20 s ago
-        assert!(v.verify(&t, now()).is_ok(), "within 30 s leeway");
+        assert!(block(v.verify(&t, now())).is_ok(), "within 30 s leeway");
         let t = mint_hs256("k", "a", now() - 200, 80, "", "", &e).unwrap(); // 120 s ago
-        assert!(v.verify(&t, now()).is_err());
+        assert!(block(v.verify(&t, now())).is_err());
     }
 
     #[test]
@@ -224,14 +302,14 @@ mod tests {
         let no_exp =
             jsonwebtoken::encode(&Header::default(), &serde_json::json!({"sub": "a"}), &key)
                 .unwrap();
-        assert!(v.verify(&no_exp, now()).is_err());
+        assert!(block(v.verify(&no_exp, now())).is_err());
         let no_sub = jsonwebtoken::encode(
             &Header::default(),
             &serde_json::json!({"exp": now() + 60}),
             &key,
         )
         .unwrap();
-        assert!(v.verify(&no_sub, now()).is_err());
+        assert!(block(v.verify(&no_sub, now())).is_err());
     }
 
     #[test]
@@ -239,13 +317,13 @@ mod tests {
         let v = Verifier::new(&[hs("k", "https://idp", "stsgate")], None).unwrap();
         let e = serde_json::Map::new();
         let good = mint_hs256("k", "a", now(), 60, "https://idp", "stsgate", &e).unwrap();
-        assert!(v.verify(&good, now()).is_ok());
+        assert!(block(v.verify(&good, now())).is_ok());
         let bad_iss = mint_hs256("k", "a", now(), 60, "https://evil", "stsgate", &e).unwrap();
-        assert!(v.verify(&bad_iss, now()).is_err());
+        assert!(block(v.verify(&bad_iss, now())).is_err());
         let bad_aud = mint_hs256("k", "a", now(), 60, "https://idp", "other", &e).unwrap();
-        assert!(v.verify(&bad_aud, now()).is_err());
+        assert!(block(v.verify(&bad_aud, now())).is_err());
         let none = mint_hs256("k", "a", now(), 60, "", "", &e).unwrap();
-        assert!(v.verify(&none, now()).is_err());
+        assert!(block(v.verify(&none, now())).is_err());
     }
 
     #[test]
@@ -257,7 +335,7 @@ mod tests {
             b64(r#"{"alg":"none","typ":"JWT"}"#),
             b64(&format!(r#"{{"sub":"a","exp":{}}}"#, now() + 60))
         );
-        assert!(v.verify(&t, now()).is_err());
+        assert!(block(v.verify(&t, now())).is_err());
     }
 
     #[test]
@@ -273,7 +351,7 @@ mod tests {
         let v = Verifier::new(&[cfg], None).unwrap();
         let e = serde_json::Map::new();
         let forged = mint_hs256(TEST_RSA_PUBLIC_PEM, "a", now(), 60, "", "", &e).unwrap();
-        assert!(v.verify(&forged, now()).is_err());
+        assert!(block(v.verify(&forged, now())).is_err());
     }
 
     #[test]
@@ -281,7 +359,7 @@ mod tests {
         let v = Verifier::new(&[], Some("filesecret")).unwrap();
         let e = serde_json::Map::new();
         let t = mint_hs256("filesecret", "bob", now(), 60, "", "", &e).unwrap();
-        assert_eq!(v.verify(&t, now()).unwrap().sub, "bob");
+        assert_eq!(block(v.verify(&t, now())).unwrap().sub, "bob");
         assert!(Verifier::new(&[], None).is_err());
     }
 
@@ -306,7 +384,7 @@ mod tests {
             EncodingKey::from_rsa_pem(include_bytes!("../../tests/fixtures/jwt_rsa_private.pem"))
                 .unwrap();
         let t = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &rs_key).unwrap();
-        assert_eq!(rs.verify(&t, now()).unwrap().sub, "carol");
+        assert_eq!(block(rs.verify(&t, now())).unwrap().sub, "carol");
         let es = Verifier::new(
             &[pem_issuer(
                 &dir,
@@ -320,9 +398,55 @@ mod tests {
             EncodingKey::from_ec_pem(include_bytes!("../../tests/fixtures/jwt_ec_private.pem"))
                 .unwrap();
         let t2 = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &es_key).unwrap();
-        assert_eq!(es.verify(&t2, now()).unwrap().sub, "carol");
+        assert_eq!(block(es.verify(&t2, now())).unwrap().sub, "carol");
         // Pinned: the RSA verifier refuses the ES256 token and vice versa.
-        assert!(rs.verify(&t2, now()).is_err());
-        assert!(es.verify(&t, now()).is_err());
+        assert!(block(rs.verify(&t2, now())).is_err());
+        assert!(block(es.verify(&t, now())).is_err());
+    }
+
+    #[test]
+    fn several_issuers_each_check_their_own_iss_aud_and_key() {
+        let a = hs("secret-a", "https://a.example", "app-a");
+        let b = hs("secret-b", "https://b.example", "app-b");
+        let v = Verifier::new(&[a, b], None).unwrap();
+        let e = serde_json::Map::new();
+        let ta = mint_hs256("secret-a", "u", now(), 60, "https://a.example", "app-a", &e).unwrap();
+        let tb = mint_hs256("secret-b", "u", now(), 60, "https://b.example", "app-b", &e).unwrap();
+        assert!(block(v.verify(&ta, now())).is_ok());
+        assert!(block(v.verify(&tb, now())).is_ok());
+        // B's key with A's iss, and B's iss with A's audience, are refused.
+        let mixed =
+            mint_hs256("secret-b", "u", now(), 60, "https://a.example", "app-a", &e).unwrap();
+        assert!(block(v.verify(&mixed, now())).is_err());
+        let wrong_aud =
+            mint_hs256("secret-b", "u", now(), 60, "https://b.example", "app-a", &e).unwrap();
+        assert!(block(v.verify(&wrong_aud, now())).is_err());
+        let err = block(v.verify(
+            &mint_hs256("secret-a", "u", now(), 60, "https://c.example", "app-a", &e).unwrap(),
+            now(),
+        ))
+        .unwrap_err();
+        assert!(err.contains("no configured issuer"), "{err}");
+    }
+
+    #[test]
+    fn unverified_issuer_reads_only_a_string_iss() {
+        let e = serde_json::Map::new();
+        let t = mint_hs256("k", "u", now(), 60, "https://idp", "", &e).unwrap();
+        assert_eq!(unverified_issuer(&t).as_deref(), Some("https://idp"));
+        let t = mint_hs256("k", "u", now(), 60, "", "", &e).unwrap();
+        assert_eq!(unverified_issuer(&t), None);
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let t = format!("{}.{}.x", b64(r#"{"alg":"HS256"}"#), b64(r#"{"iss":5}"#));
+        assert_eq!(unverified_issuer(&t), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn token_parsing_never_panics(token in "[A-Za-z0-9_.=-]{0,300}") {
+            let _ = unverified_issuer(&token);
+            let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
+            proptest::prop_assert!(block(v.verify(&token, now())).is_err());
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! JWT authentication: pinned algorithms, required `exp` and `sub`, `iss`/`aud` when
-//! configured, a documented leeway, and an extractor answering 401 with the envelope.
+//! configured, a documented leeway, keys from a secret, a PEM file or a JWKS URL, and an
+//! extractor answering 401 with the envelope (and 429 over the per-user request limit).
 
+pub mod jwks;
 pub mod jwt;
 pub mod keyfile;
 
@@ -46,8 +48,9 @@ pub fn token_from_header(value: &str) -> Option<&str> {
     (!value.is_empty() && !value.eq_ignore_ascii_case("bearer")).then_some(value)
 }
 
-/// Authenticates the `Authorization` header of a request.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
+/// Authenticates the `Authorization` header of a request, then counts the request against
+/// the user's limit (`server.per_user_rps`).
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
     let header = headers
         .get(AUTHORIZATION)
         .ok_or(ApiError::MissingAuth)?
@@ -57,7 +60,11 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, A
     let claims = state
         .verifier
         .verify(token, state.clock.now_unix())
+        .await
         .map_err(ApiError::InvalidToken)?;
+    if let Some(limiter) = &state.limiter {
+        limiter.check(&claims.sub)?;
+    }
     Ok(AuthUser {
         sub: claims.sub,
         projects: claims.projects,
@@ -68,7 +75,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(state, &parts.headers)
+        authenticate(state, &parts.headers).await
     }
 }
 

@@ -14,10 +14,12 @@ use serde_json::Value;
 use crate::app::AppState;
 use crate::auth::authenticate;
 use crate::error::ApiError;
+use crate::http::middleware::REQUEST_ID;
 use crate::http::read_body;
 use crate::http::sts::{success, Success};
 use crate::providers::{callback_origin, CallbackInput, CallbackOrigin};
 use crate::store::{MarkOutcome, UploadFacts};
+use crate::upload::service::AUDIT_TARGET;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -124,7 +126,7 @@ async fn callback(
     let (parts, body): (_, Body) = req.into_parts();
     let origin = callback_origin(&parts.headers);
     let owner = match origin {
-        CallbackOrigin::User => Some(authenticate(&state, &parts.headers)?.sub),
+        CallbackOrigin::User => Some(authenticate(&state, &parts.headers).await?.sub),
         CallbackOrigin::Cloud(_) => None,
     };
     let body = read_body(body, state.config.server.max_body_bytes).await?;
@@ -202,12 +204,24 @@ async fn callback(
                     "repeat"
                 },
             );
+            let request_id = parts
+                .headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             tracing::info!(
+                target: AUDIT_TARGET,
                 event = "upload_callback",
+                request_id,
                 origin = origin_label,
+                sub = %record.owner,
                 object_id = cb.object_id,
-                repeat = outcome == MarkOutcome::AlreadyUploaded,
+                cloud_type = record.cloud_type,
+                bucket = record.bucket.as_deref().unwrap_or(""),
+                key = record.object_key.as_deref().unwrap_or(""),
+                reported_object = cb.object.as_deref().unwrap_or(""),
                 size = cb.facts.size,
+                repeat = outcome == MarkOutcome::AlreadyUploaded,
                 "upload recorded"
             );
             Ok(success(Marked {

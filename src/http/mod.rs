@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, middleware, one module per resource. No SQL, no signing.
 
 pub mod callback;
+pub mod limit;
 pub mod middleware;
 pub mod objects;
 pub mod ops;

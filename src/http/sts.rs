@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::http::middleware::REQUEST_ID;
 use crate::http::read_body;
 use crate::upload::answer::StsAnswer;
 use crate::upload::idempotency::valid_key;
@@ -69,6 +70,11 @@ async fn info(
         start,
         std::time::Duration::from_millis(state.config.server.request_timeout_ms),
     );
-    let answer = service::issue(&state, &user, &p, idem_key.as_deref(), deadline).await?;
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let answer =
+        service::issue(&state, &user, &p, idem_key.as_deref(), deadline, request_id).await?;
     Ok(success(answer))
 }

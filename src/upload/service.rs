@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::auth::AuthUser;
+use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::providers::{CallbackPlan, IssueRequest};
 use crate::store::NewObject;
@@ -14,6 +15,10 @@ use crate::upload::answer::{CallbackInfo, StsAnswer};
 use crate::upload::idempotency::Remembered;
 use crate::upload::layout;
 use crate::upload::params::StsParams;
+
+/// The `tracing` target of audit events: one per issued credential, one per accepted
+/// callback (filter or route them with `STSGATE_LOG`, e.g. `info,stsgate::audit=info`).
+pub const AUDIT_TARGET: &str = "stsgate::audit";
 
 /// The part of the request deadline kept back for our own work after the upstream call.
 pub fn upstream_deadline(start: Instant, request_timeout: Duration) -> Instant {
@@ -44,15 +49,17 @@ pub fn authorize(app: &App, user: &AuthUser, p: &StsParams) -> Result<(), ApiErr
 }
 
 /// Issues credentials for validated, authorised parameters, honouring `Idempotency-Key`.
+/// `request_id` goes into the audit event of a fresh issuance.
 pub async fn issue(
     app: &App,
     user: &AuthUser,
     p: &StsParams,
     idem_key: Option<&str>,
     deadline: Instant,
+    request_id: &str,
 ) -> Result<StsAnswer, ApiError> {
     let Some(key) = idem_key else {
-        return issue_once(app, user, p, deadline).await;
+        return issue_once(app, user, p, deadline, request_id).await;
     };
     let hash = p.hash();
     let min_remaining = app.config.upload.min_remaining_secs as i64;
@@ -78,7 +85,7 @@ pub async fn issue(
                     .map(|r| gone_or_mismatch(&r.params_hash))
                     .unwrap_or(ApiError::IdempotencyGone));
             }
-            match issue_once(app, user, p, deadline).await {
+            match issue_once(app, user, p, deadline, request_id).await {
                 Ok(answer) => {
                     store.idem_attach(&user.sub, key, answer.object_id).await?;
                     Ok(Remembered {
@@ -115,6 +122,7 @@ async fn issue_once(
     user: &AuthUser,
     p: &StsParams,
     deadline: Instant,
+    request_id: &str,
 ) -> Result<StsAnswer, ApiError> {
     let provider = app
         .providers
@@ -196,14 +204,20 @@ async fn issue_once(
         )
         .await?;
     app.metrics.issued(p.cloud.name());
+    // The audit record: who got credentials for which object, where, until when. Never the
+    // credentials themselves.
     tracing::info!(
+        target: AUDIT_TARGET,
         event = "credentials_issued",
+        request_id,
         sub = %user.sub,
         object_id,
         cloud_type = p.cloud.code(),
+        cloud = p.cloud.name(),
+        upload_module = p.module.as_str(),
         bucket = %issued.bucket,
         key = %issued.relative_path,
-        expiration = issued.expiration,
+        expiration = %rfc3339(issued.expiration),
         "issued upload credentials"
     );
     let callback_info = p.need_callback.then(|| {

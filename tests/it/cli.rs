@@ -278,7 +278,7 @@ fn migrate_and_token_share_the_key_file() {
         .to_string();
     let v = stsgate::auth::Verifier::new(&[], Some(&secret)).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let c = v.verify(&token, now).unwrap();
+    let c = futures::executor::block_on(v.verify(&token, now)).unwrap();
     assert_eq!(c.sub, "bob");
     assert!(c.exp - now <= 120 && c.exp - now >= 110);
     // With a configured key, `token` uses it and creates no key file.
@@ -292,7 +292,8 @@ fn migrate_and_token_share_the_key_file() {
     assert!(t2.status.success());
     assert!(!other.path().join("stsgate.key").exists());
     let v = stsgate::auth::Verifier::new(&[], Some(JWT_SECRET)).unwrap();
-    assert!(v
-        .verify(String::from_utf8(t2.stdout).unwrap().trim(), now)
-        .is_ok());
+    assert!(futures::executor::block_on(
+        v.verify(String::from_utf8(t2.stdout).unwrap().trim(), now)
+    )
+    .is_ok());
 }

@@ -2,6 +2,7 @@
 //! verify every signature.
 
 mod fakes {
+    pub mod jwks;
     pub mod lke;
 }
 mod helpers;
@@ -11,6 +12,7 @@ mod api;
 mod aws;
 mod baidu;
 mod cli;
+mod edges;
 mod huawei;
 mod ksyun;
 mod openapi;
