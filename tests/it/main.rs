@@ -2,6 +2,7 @@
 //! verify every signature.
 
 mod fakes {
+    pub mod ksyun_sts;
     pub mod lke;
 }
 mod helpers;
