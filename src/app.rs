@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::http::limit::UserLimiter;
 use crate::metrics::Metrics;
 use crate::providers::qiniu::QiniuProvider;
+use crate::providers::ksyun::KsyunProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
 use crate::store::{self, ObjectStore};
@@ -88,7 +89,12 @@ pub fn build_registry(
         return Err(not_yet("huawei"));
     }
     if enabled.ksyun {
-        return Err(not_yet("ksyun"));
+        reg.insert(Arc::new(KsyunProvider::new(
+            config.providers.ksyun.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     if enabled.baidu {
         return Err(not_yet("baidu"));

@@ -3,6 +3,7 @@
 
 mod fakes {
     pub mod jwks;
+    pub mod ksyun_sts;
     pub mod lke;
 }
 mod helpers;

@@ -15,13 +15,13 @@ pub struct KsyunConfig {
     pub secret_access_key: Secret,
     /// krn:ksc:iam::<account>:role/<name>.
     pub role_krn: String,
-    /// STS endpoint.
+    /// STS endpoint (scheme and host only; the same host serves every region).
     pub sts_endpoint: String,
-    /// Region.
+    /// SigV4 credential-scope region of STS, also answered as `region`.
     pub region: String,
     /// Bucket.
     pub bucket: String,
-    /// KS3 endpoint; empty: https://ks3-cn-beijing.ksyuncs.com.
+    /// KS3 service endpoint (without the bucket); empty: https://ks3-cn-beijing.ksyuncs.com.
     pub ks3_endpoint: String,
     /// Upstream calls per second (sliding window).
     pub rate_limit_per_sec: u32,
@@ -29,7 +29,8 @@ pub struct KsyunConfig {
     pub connect_timeout_ms: u64,
     /// Total timeout of one call.
     pub timeout_ms: u64,
-    /// Requested credential lifetime; empty: `upload.duration_secs`.
+    /// Requested credential lifetime (`DurationSeconds`, 900–86400); empty:
+    /// `upload.duration_secs`.
     pub duration_secs: Option<u64>,
 }
 
@@ -64,6 +65,22 @@ impl ProviderSection for KsyunConfig {
     fn validate_rest(&self) -> Result<(), String> {
         section::check_url(Self::NAME, "sts_endpoint", &self.sts_endpoint)?;
         section::check_url(Self::NAME, "ks3_endpoint", &self.ks3_endpoint)?;
+        let sts = reqwest::Url::parse(&self.sts_endpoint)
+            .map_err(|_| "providers.ksyun.sts_endpoint must be an http(s) URL".to_string())?;
+        if sts.path() != "/" || sts.query().is_some() {
+            return Err(
+                "providers.ksyun.sts_endpoint must be a scheme and host, without a path or query"
+                    .into(),
+            );
+        }
+        if self.region.is_empty() {
+            return Err("providers.ksyun.region must not be empty".into());
+        }
+        if let Some(d) = self.duration_secs {
+            if !(900..=86_400).contains(&d) {
+                return Err("providers.ksyun.duration_secs must be between 900 and 86400".into());
+            }
+        }
         section::check_limits(
             Self::NAME,
             self.rate_limit_per_sec,
@@ -71,5 +88,56 @@ impl ProviderSection for KsyunConfig {
             self.timeout_ms,
             self.duration_secs,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn enabled() -> KsyunConfig {
+        KsyunConfig {
+            access_key_id: Secret::new("AK"),
+            secret_access_key: Secret::new("SK"),
+            role_krn: "krn:ksc:iam::1:role/r".into(),
+            bucket: "b".into(),
+            ..KsyunConfig::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_enablement() {
+        let c = KsyunConfig::default();
+        assert_eq!(section::enabled(&c), Ok(false));
+        assert_eq!(c.sts_endpoint, "https://sts.api.ksyun.com");
+        assert_eq!(c.region, "cn-beijing-6");
+        assert_eq!(section::enabled(&enabled()), Ok(true));
+        let mut partial = enabled();
+        partial.role_krn.clear();
+        assert!(section::enabled(&partial)
+            .unwrap_err()
+            .contains("providers.ksyun.role_krn"));
+    }
+
+    #[test]
+    fn rest_is_validated() {
+        let bad = |f: fn(&mut KsyunConfig)| {
+            let mut c = enabled();
+            f(&mut c);
+            section::enabled(&c).unwrap_err()
+        };
+        assert!(bad(|c| c.duration_secs = Some(600)).contains("duration_secs"));
+        assert!(bad(|c| c.duration_secs = Some(86_401)).contains("duration_secs"));
+        assert!(
+            bad(|c| c.sts_endpoint = "https://sts.api.ksyun.com/x".into()).contains("sts_endpoint")
+        );
+        assert!(bad(|c| c.sts_endpoint = "ftp://x".into()).contains("sts_endpoint"));
+        assert!(bad(|c| c.region.clear()).contains("region"));
+        assert!(bad(|c| c.ks3_endpoint = "nope".into()).contains("ks3_endpoint"));
+        let mut ok = enabled();
+        ok.duration_secs = Some(86_400);
+        ok.sts_endpoint = "http://127.0.0.1:9401".into();
+        assert_eq!(section::enabled(&ok), Ok(true));
     }
 }
