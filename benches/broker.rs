@@ -93,14 +93,20 @@ fn token(sub: &str) -> String {
 async fn one(http: &reqwest::Client, base: &str, tok: &str) -> f64 {
     let t = Instant::now();
     let res = http
-        .get(format!("{base}/upload/sts/info?type=1&extension=png&uploadModule=resource_image&platform=web"))
+        .get(format!(
+            "{base}/upload/sts/info?type=1&extension=png&uploadModule=resource_image&platform=web"
+        ))
         .bearer_auth(tok)
         .send()
         .await
         .unwrap();
     let status = res.status();
     let body = res.bytes().await.unwrap();
-    assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
     t.elapsed().as_secs_f64() * 1e3
 }
 
@@ -150,24 +156,31 @@ async fn throughput(base: &str, clients: usize, per_client: usize) -> (f64, Vec<
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 1 } else { 5 };
-    println!("stsgate benchmark ({} run)", if quick { "quick" } else { "full" });
+    println!(
+        "stsgate benchmark ({} run)",
+        if quick { "quick" } else { "full" }
+    );
 
     // 1. Signers.
     let body = br#"{"BotBizId":"1771061216515457024","FileType":"png","IsPublic":false,"TypeKey":"realtime"}"#;
     let tc3 = per_op(20_000 * scale, || {
-        std::hint::black_box(stsgate::providers::tencent::sign::sign_post_json_for_service(
-            SID,
-            SKEY,
-            "lke.intl.tencentcloudapi.com",
-            "lke",
-            "application/json; charset=utf-8",
-            body,
-            1_700_000_000,
-        ));
+        std::hint::black_box(
+            stsgate::providers::tencent::sign::sign_post_json_for_service(
+                SID,
+                SKEY,
+                "lke.intl.tencentcloudapi.com",
+                "lke",
+                "application/json; charset=utf-8",
+                body,
+                1_700_000_000,
+            ),
+        );
     });
     let policy = r#"{"scope":"bucket:test/resource/image/2026/11/30/1/f8899246.png","deadline":1764500000,"insertOnly":1}"#;
     let qiniu = per_op(20_000 * scale, || {
-        std::hint::black_box(stsgate::providers::qiniu::sign::upload_token(SID, SKEY, policy));
+        std::hint::black_box(stsgate::providers::qiniu::sign::upload_token(
+            SID, SKEY, policy,
+        ));
     });
     let time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let form = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fuploader&RoleSessionName=bench";

@@ -12,7 +12,17 @@
 #[allow(dead_code)]
 mod lke;
 
+#[path = "../tests/it/fakes/ksyun_sts.rs"]
+#[allow(dead_code)]
+mod ksyun_sts;
+
 use std::fmt::Write as _;
+
+fn section(env: &mut String, cloud: &str, pairs: &[(&str, &str)]) {
+    for (k, v) in pairs {
+        let _ = writeln!(env, "STSGATE_PROVIDERS__{cloud}__{k}={v}");
+    }
+}
 
 #[tokio::main]
 async fn main() {
@@ -36,6 +46,23 @@ async fn main() {
     ] {
         let _ = writeln!(env, "STSGATE_PROVIDERS__{k}={v}");
     }
+
+    // KSyun KS3 (type 7).
+    let role = "krn:ksc:iam::2000000001:role/stsgate-upload";
+    let fake = ksyun_sts::FakeKsyunSts::new("AKLTfake", "fakesecret", "cn-beijing-6", role);
+    let url = fake.start().await;
+    section(
+        &mut env,
+        "KSYUN",
+        &[
+            ("STS_ENDPOINT", url.as_str()),
+            ("ACCESS_KEY_ID", "AKLTfake"),
+            ("SECRET_ACCESS_KEY", "fakesecret"),
+            ("REGION", "cn-beijing-6"),
+            ("ROLE_KRN", role),
+            ("BUCKET", "stsgate-demo"),
+        ],
+    );
 
     // Qiniu (type 0): no upstream call; upload tokens are signed locally.
     for (k, v) in [
