@@ -7,6 +7,7 @@ use crate::auth::{keyfile, Verifier};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::providers::aws::AwsProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
 use crate::store::{self, ObjectStore};
@@ -68,7 +69,12 @@ pub fn build_registry(
     }
     // One block per cloud; a cloud whose provider is not implemented yet is refused at start.
     if enabled.aws {
-        return Err(not_yet("aws"));
+        reg.insert(Arc::new(AwsProvider::new(
+            config.providers.aws.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     if enabled.aliyun {
         return Err(not_yet("aliyun"));

@@ -3,6 +3,7 @@
 
 mod fakes {
     pub mod lke;
+    pub mod sts;
 }
 mod helpers;
 
