@@ -10,6 +10,7 @@ use crate::http::limit::UserLimiter;
 use crate::metrics::Metrics;
 use crate::providers::ksyun::KsyunProvider;
 use crate::providers::qiniu::QiniuProvider;
+use crate::providers::aws::AwsProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
 use crate::store::{self, ObjectStore};
@@ -73,7 +74,12 @@ pub fn build_registry(
     }
     // One block per cloud; a cloud whose provider is not implemented yet is refused at start.
     if enabled.aws {
-        return Err(not_yet("aws"));
+        reg.insert(Arc::new(AwsProvider::new(
+            config.providers.aws.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     if enabled.aliyun {
         return Err(not_yet("aliyun"));

@@ -68,7 +68,8 @@ pub struct CallbackPlan {
 }
 
 /// A browser form upload: POST `url` with `fields` (in order) before the `file` part.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` lists the field names only: the fields and the policy carry the session token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Form {
     /// Full POST URL (bucket host).
     pub url: String,
@@ -78,6 +79,24 @@ pub struct Form {
     pub policy: String,
     /// The signature value (repeated at the top level of the answer).
     pub signature: String,
+}
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Form")
+            .field("url", &self.url)
+            .field(
+                "fields",
+                &self
+                    .fields
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("policy", &"<redacted>")
+            .field("signature", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Cloud-specific callback values that replace the literal form body.
@@ -221,6 +240,27 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_debug_lists_field_names_only() {
+        let form = Form {
+            url: "https://b.s3.amazonaws.com/".into(),
+            fields: vec![
+                ("key".into(), "k".into()),
+                ("x-amz-security-token".into(), "TOKEN-VALUE".into()),
+            ],
+            policy: "POLICY-VALUE".into(),
+            signature: "SIGNATURE-VALUE".into(),
+        };
+        let dbg = format!("{form:?}");
+        assert!(
+            dbg.contains("x-amz-security-token") && dbg.contains("https://b.s3"),
+            "{dbg}"
+        );
+        for v in ["TOKEN-VALUE", "POLICY-VALUE", "SIGNATURE-VALUE", "\"k\""] {
+            assert!(!dbg.contains(v), "{v} in {dbg}");
+        }
+    }
 
     #[test]
     fn callback_origin_follows_header_precedence() {

@@ -5,6 +5,7 @@ mod fakes {
     pub mod jwks;
     pub mod ksyun_sts;
     pub mod lke;
+    pub mod sts;
 }
 mod helpers;
 

@@ -57,6 +57,24 @@ impl Default for AwsConfig {
     }
 }
 
+impl AwsConfig {
+    /// The SigV4 region for STS: `sts_region`, else `us-east-1` for the legacy global
+    /// endpoint `sts.amazonaws.com`, else `region`.
+    pub fn sts_signing_region(&self) -> String {
+        if !self.sts_region.is_empty() {
+            return self.sts_region.clone();
+        }
+        let host = reqwest::Url::parse(&self.sts_endpoint)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        if host.as_deref() == Some("sts.amazonaws.com") {
+            "us-east-1".into()
+        } else {
+            self.region.clone()
+        }
+    }
+}
+
 impl ProviderSection for AwsConfig {
     const NAME: &'static str = "aws";
     fn required(&self) -> Vec<(&'static str, bool)> {
@@ -68,7 +86,25 @@ impl ProviderSection for AwsConfig {
         ]
     }
     fn validate_rest(&self) -> Result<(), String> {
+        if self.sts_endpoint.is_empty() {
+            return Err("providers.aws.sts_endpoint must not be empty".into());
+        }
         section::check_url(Self::NAME, "sts_endpoint", &self.sts_endpoint)?;
+        if self.region.is_empty() {
+            return Err("providers.aws.region must not be empty".into());
+        }
+        if !self.role_arn.starts_with("arn:") {
+            return Err(format!(
+                "providers.aws.role_arn must be an ARN (arn:...), got {:?}",
+                self.role_arn
+            ));
+        }
+        if let Some(d) = self.duration_secs {
+            // AssumeRole's DurationSeconds range (the role's own maximum may be lower).
+            if !(900..=43_200).contains(&d) {
+                return Err("providers.aws.duration_secs must be between 900 and 43200".into());
+            }
+        }
         section::check_url(Self::NAME, "s3_endpoint", &self.s3_endpoint)?;
         section::check_limits(
             Self::NAME,
@@ -77,5 +113,75 @@ impl ProviderSection for AwsConfig {
             self.timeout_ms,
             self.duration_secs,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled() -> AwsConfig {
+        AwsConfig {
+            access_key_id: Secret::new("AKIA1"),
+            secret_access_key: Secret::new("s"),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            bucket: "b".into(),
+            ..AwsConfig::default()
+        }
+    }
+
+    #[test]
+    fn signing_region_rules() {
+        let mut c = enabled();
+        c.region = "eu-west-1".into();
+        assert_eq!(
+            c.sts_signing_region(),
+            "us-east-1",
+            "legacy global endpoint"
+        );
+        c.sts_endpoint = "https://sts.eu-west-1.amazonaws.com".into();
+        assert_eq!(c.sts_signing_region(), "eu-west-1", "else `region`");
+        c.sts_region = "eu-central-1".into();
+        assert_eq!(c.sts_signing_region(), "eu-central-1", "sts_region wins");
+        c.sts_region.clear();
+        c.sts_endpoint = "http://127.0.0.1:9000".into();
+        assert_eq!(c.sts_signing_region(), "eu-west-1");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        assert!(enabled().validate_rest().is_ok());
+        let mut c = enabled();
+        c.role_arn = "uploader".into();
+        assert!(c
+            .validate_rest()
+            .unwrap_err()
+            .contains("providers.aws.role_arn"));
+        let mut c = enabled();
+        c.duration_secs = Some(600);
+        assert!(c
+            .validate_rest()
+            .unwrap_err()
+            .contains("providers.aws.duration_secs"));
+        c.duration_secs = Some(43_200);
+        assert!(c.validate_rest().is_ok());
+        let mut c = enabled();
+        c.sts_endpoint.clear();
+        assert!(c
+            .validate_rest()
+            .unwrap_err()
+            .contains("providers.aws.sts_endpoint"));
+        let mut c = enabled();
+        c.region.clear();
+        assert!(c
+            .validate_rest()
+            .unwrap_err()
+            .contains("providers.aws.region"));
+        let mut c = enabled();
+        c.s3_endpoint = "ftp://x".into();
+        assert!(c
+            .validate_rest()
+            .unwrap_err()
+            .contains("providers.aws.s3_endpoint"));
     }
 }
