@@ -16,6 +16,10 @@ mod lke;
 #[allow(dead_code)]
 mod ksyun_sts;
 
+#[path = "../tests/it/fakes/sts.rs"]
+#[allow(dead_code)]
+mod sts;
+
 use std::fmt::Write as _;
 
 fn section(env: &mut String, cloud: &str, pairs: &[(&str, &str)]) {
@@ -37,15 +41,45 @@ async fn main() {
     // Tencent LKE (type 1).
     let fake = lke::FakeLke::new("AKIDfake", "fakekey", "ap-jakarta");
     let url = fake.start().await;
-    for (k, v) in [
-        ("TENCENT__ENDPOINT", url.as_str()),
-        ("TENCENT__SECRET_ID", "AKIDfake"),
-        ("TENCENT__SECRET_KEY", "fakekey"),
-        ("TENCENT__BOT_BIZ_ID", "1771061216515457024"),
-        ("TENCENT__REGION", "ap-jakarta"),
-    ] {
-        let _ = writeln!(env, "STSGATE_PROVIDERS__{k}={v}");
-    }
+    section(
+        &mut env,
+        "TENCENT",
+        &[
+            ("ENDPOINT", url.as_str()),
+            ("SECRET_ID", "AKIDfake"),
+            ("SECRET_KEY", "fakekey"),
+            ("BOT_BIZ_ID", "1771061216515457024"),
+            ("REGION", "ap-jakarta"),
+        ],
+    );
+
+    // AWS STS + S3 (type 2), path-style on one port.
+    let role = "arn:aws:iam::123456789012:role/uploader";
+    let fake = sts::FakeSts::new(
+        "AKIAFAKESTSGATE00001",
+        "fakeAwsSecret/0123456789abcdefghijklmno",
+        "us-east-1",
+        role,
+        "stsgate-demo",
+    );
+    let url = fake.start().await;
+    section(
+        &mut env,
+        "AWS",
+        &[
+            ("ACCESS_KEY_ID", "AKIAFAKESTSGATE00001"),
+            (
+                "SECRET_ACCESS_KEY",
+                "fakeAwsSecret/0123456789abcdefghijklmno",
+            ),
+            ("ROLE_ARN", role),
+            ("STS_ENDPOINT", url.as_str()),
+            ("S3_ENDPOINT", url.as_str()),
+            ("PATH_STYLE", "true"),
+            ("REGION", "us-east-1"),
+            ("BUCKET", "stsgate-demo"),
+        ],
+    );
 
     // KSyun KS3 (type 7).
     let role = "krn:ksc:iam::2000000001:role/stsgate-upload";
@@ -65,13 +99,15 @@ async fn main() {
     );
 
     // Qiniu (type 0): no upstream call; upload tokens are signed locally.
-    for (k, v) in [
-        ("QINIU__ACCESS_KEY", "AKfakeQINIUaccess0001"),
-        ("QINIU__SECRET_KEY", "fakeQINIUsecret0001"),
-        ("QINIU__BUCKET", "stsgate-demo"),
-    ] {
-        let _ = writeln!(env, "STSGATE_PROVIDERS__{k}={v}");
-    }
+    section(
+        &mut env,
+        "QINIU",
+        &[
+            ("ACCESS_KEY", "AKfakeQINIUaccess0001"),
+            ("SECRET_KEY", "fakeQINIUsecret0001"),
+            ("BUCKET", "stsgate-demo"),
+        ],
+    );
 
     match env_file {
         // Written last and renamed into place, so a reader never sees half a file.

@@ -6,7 +6,7 @@
 # Needs: STSGATE_BIN (the stsgate binary), FAKES_BIN (the fake-clouds example), SCHEMATHESIS.
 set -euo pipefail
 : "${STSGATE_BIN:?}" "${FAKES_BIN:?}" "${SCHEMATHESIS:?}"
-STSGATE_BIN=$(realpath "$STSGATE_BIN"); FAKES_BIN=$(realpath "$FAKES_BIN")
+STSGATE_BIN=$(realpath "$STSGATE_BIN"); FAKES_BIN=$(realpath "$FAKES_BIN"); SCHEMATHESIS=$(realpath "$SCHEMATHESIS")
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
