@@ -12,7 +12,6 @@
 //!    and the HTTP stack are the limit.
 
 #[path = "../tests/it/fakes/lke.rs"]
-#[allow(dead_code)]
 mod lke;
 
 use std::sync::Arc;

@@ -9,15 +9,12 @@
 //! with its own code, like in the integration tests.
 
 #[path = "../tests/it/fakes/lke.rs"]
-#[allow(dead_code)]
 mod lke;
 
 #[path = "../tests/it/fakes/ksyun_sts.rs"]
-#[allow(dead_code)]
 mod ksyun_sts;
 
 #[path = "../tests/it/fakes/sts.rs"]
-#[allow(dead_code)]
 mod sts;
 
 use std::fmt::Write as _;
