@@ -194,3 +194,47 @@ impl Metrics {
         self.handle.render()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_names_and_describes_every_metric() {
+        let readme = include_str!("../README.md");
+        for (name, help) in DESCRIPTIONS {
+            let row = format!("| `{name}` |");
+            let line = readme
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("README has no row for {name}"));
+            assert!(line.contains(help), "README's row for {name} lacks its description");
+        }
+        let rows = readme.lines().filter(|l| l.starts_with("| `stsgate_")).count();
+        assert_eq!(rows, DESCRIPTIONS.len(), "README lists a metric the code does not have");
+    }
+
+    #[test]
+    fn every_rendered_metric_is_described() {
+        let m = Metrics::new();
+        m.issued("tencent");
+        m.callback("user", "uploaded");
+        m.pool_refill("tencent");
+        m.budget_wait("tencent", "acquired", 0.01);
+        let text = m.render();
+        let mut seen = 0;
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                DESCRIPTIONS.iter().any(|(n, _)| *n == base || *n == name),
+                "{name} is rendered but not described"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 4, "the recorder rendered the metrics: {text}");
+    }
+}
