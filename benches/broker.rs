@@ -93,7 +93,7 @@ async fn one(http: &reqwest::Client, base: &str, tok: &str) -> f64 {
     let t = Instant::now();
     let res = http
         .get(format!(
-            "{base}/upload/sts/info?type=1&extension=png&uploadModule=resource_image&platform=web"
+            "{base}/upload/sts/info?type=1&extension=png&isNeedCallback=0&uploadModule=resource_image&platform=web"
         ))
         .bearer_auth(tok)
         .send()
