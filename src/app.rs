@@ -7,6 +7,7 @@ use crate::auth::{keyfile, Verifier};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::providers::aliyun::AliyunProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
 use crate::store::{self, ObjectStore};
@@ -71,7 +72,12 @@ pub fn build_registry(
         return Err(not_yet("aws"));
     }
     if enabled.aliyun {
-        return Err(not_yet("aliyun"));
+        reg.insert(Arc::new(AliyunProvider::new(
+            config.providers.aliyun.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     if enabled.qiniu {
         return Err(not_yet("qiniu"));

@@ -2,6 +2,7 @@
 //! verify every signature.
 
 mod fakes {
+    pub mod aliyun_sts;
     pub mod lke;
 }
 mod helpers;
