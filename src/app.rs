@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::providers::aws::AwsProvider;
 use crate::providers::ksyun::KsyunProvider;
 use crate::providers::qiniu::QiniuProvider;
+use crate::providers::aliyun::AliyunProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
 use crate::store::{self, ObjectStore};
@@ -82,7 +83,12 @@ pub fn build_registry(
         )?));
     }
     if enabled.aliyun {
-        return Err(not_yet("aliyun"));
+        reg.insert(Arc::new(AliyunProvider::new(
+            config.providers.aliyun.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     if enabled.qiniu {
         reg.insert(Arc::new(QiniuProvider::new(

@@ -4,6 +4,7 @@
 mod fakes {
     pub mod jwks;
     pub mod ksyun_sts;
+    pub mod aliyun_sts;
     pub mod lke;
     pub mod sts;
 }
