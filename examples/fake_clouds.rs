@@ -17,11 +17,15 @@ mod ksyun_sts;
 #[path = "../tests/it/fakes/sts.rs"]
 mod sts;
 
+#[path = "../tests/it/fakes/aliyun_sts.rs"]
+mod aliyun_sts;
+
 use std::fmt::Write as _;
 
 fn section(env: &mut String, cloud: &str, pairs: &[(&str, &str)]) {
     for (k, v) in pairs {
-        let _ = writeln!(env, "STSGATE_PROVIDERS__{cloud}__{k}={v}");
+        // Shell-quoted: the file is sourced (`set -a; . fakes.env`).
+        let _ = writeln!(env, "STSGATE_PROVIDERS__{cloud}__{k}='{v}'");
     }
 }
 
@@ -75,6 +79,27 @@ async fn main() {
             ("PATH_STYLE", "true"),
             ("REGION", "us-east-1"),
             ("BUCKET", "stsgate-demo"),
+        ],
+    );
+
+    // Aliyun STS (type 3) and the OSS callback key server.
+    let role = "acs:ram::1234567890123456:role/stsgate-uploader";
+    let fake = aliyun_sts::FakeAliyunSts::new("LTAIfake", "fakesecret", role);
+    let url = fake.start().await;
+    let keys = aliyun_sts::KeyServer::new(aliyun_sts::TEST_CALLBACK_PUBLIC_KEY_PEM);
+    let key_base = keys.start().await;
+    let prefixes = format!("[\"{key_base}/\"]");
+    section(
+        &mut env,
+        "ALIYUN",
+        &[
+            ("ACCESS_KEY_ID", "LTAIfake"),
+            ("ACCESS_KEY_SECRET", "fakesecret"),
+            ("ROLE_ARN", role),
+            ("STS_ENDPOINT", url.as_str()),
+            ("REGION", "oss-cn-beijing"),
+            ("BUCKET", "bseditor"),
+            ("CALLBACK_KEY_URL_PREFIXES", prefixes.as_str()),
         ],
     );
 

@@ -208,10 +208,20 @@ mod tests {
                 .lines()
                 .find(|l| l.starts_with(&row))
                 .unwrap_or_else(|| panic!("README has no row for {name}"));
-            assert!(line.contains(help), "README's row for {name} lacks its description");
+            assert!(
+                line.contains(help),
+                "README's row for {name} lacks its description"
+            );
         }
-        let rows = readme.lines().filter(|l| l.starts_with("| `stsgate_")).count();
-        assert_eq!(rows, DESCRIPTIONS.len(), "README lists a metric the code does not have");
+        let rows = readme
+            .lines()
+            .filter(|l| l.starts_with("| `stsgate_"))
+            .count();
+        assert_eq!(
+            rows,
+            DESCRIPTIONS.len(),
+            "README lists a metric the code does not have"
+        );
     }
 
     #[test]
@@ -223,7 +233,10 @@ mod tests {
         m.budget_wait("tencent", "acquired", 0.01);
         let text = m.render();
         let mut seen = 0;
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let name = line.split(['{', ' ']).next().unwrap();
             let base = name
                 .trim_end_matches("_bucket")

@@ -27,7 +27,8 @@ PORT=18480
 export STSGATE_SERVER__LISTEN=127.0.0.1:$PORT
 export STSGATE_SERVER__PUBLIC_BASE_URL=http://127.0.0.1:$PORT
 export STSGATE_DATABASE__URL="sqlite://$work/st.db?mode=rwc"
-export STSGATE_LOG=warn
+export STSGATE_LOG=warn,stsgate=info
+export NO_COLOR=1
 "$STSGATE_BIN" > server.log 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$PORT/healthz" || { cat server.log; exit 1; }
@@ -45,3 +46,7 @@ if [ "$rc" -ne 0 ]; then
   exit "$rc"
 fi
 grep -E "generated, .* passed" schemathesis.log
+providers=$(grep -o 'stsgate serving.*' server.log | grep -o 'providers=.*' || true)
+echo "server: $providers"
+echo "credentials issued during the run, by cloud:"
+grep -o 'cloud="\?[a-z]*' server.log | sed 's/cloud="\?//' | sort | uniq -c || true

@@ -2,9 +2,9 @@
 //! verify every signature.
 
 mod fakes {
+    pub mod aliyun_sts;
     pub mod jwks;
     pub mod ksyun_sts;
-    pub mod aliyun_sts;
     pub mod lke;
     pub mod sts;
 }
