@@ -7,6 +7,8 @@ use crate::auth::{keyfile, Verifier};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::providers::baidu::BaiduProvider;
+use crate::providers::huawei::HuaweiProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
 use crate::store::{self, ObjectStore};
@@ -77,13 +79,23 @@ pub fn build_registry(
         return Err(not_yet("qiniu"));
     }
     if enabled.huawei {
-        return Err(not_yet("huawei"));
+        reg.insert(Arc::new(HuaweiProvider::new(
+            config.providers.huawei.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     if enabled.ksyun {
         return Err(not_yet("ksyun"));
     }
     if enabled.baidu {
-        return Err(not_yet("baidu"));
+        reg.insert(Arc::new(BaiduProvider::new(
+            config.providers.baidu.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     Ok(reg)
 }

@@ -2,7 +2,10 @@
 //! verify every signature.
 
 mod fakes {
+    pub mod baidu_sts;
+    pub mod huawei_iam;
     pub mod lke;
+    pub mod upstream;
 }
 mod helpers;
 
@@ -16,4 +19,5 @@ mod ksyun;
 mod openapi;
 mod qiniu;
 mod secrets;
+mod sts_common;
 mod tencent;
