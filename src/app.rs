@@ -10,6 +10,8 @@ use crate::http::limit::UserLimiter;
 use crate::metrics::Metrics;
 use crate::providers::aliyun::AliyunProvider;
 use crate::providers::aws::AwsProvider;
+use crate::providers::baidu::BaiduProvider;
+use crate::providers::huawei::HuaweiProvider;
 use crate::providers::ksyun::KsyunProvider;
 use crate::providers::qiniu::QiniuProvider;
 use crate::providers::tencent::TencentProvider;
@@ -73,7 +75,7 @@ pub fn build_registry(
             metrics.clone(),
         )?));
     }
-    // One block per cloud; a cloud whose provider is not implemented yet is refused at start.
+    // One block per cloud.
     if enabled.aws {
         reg.insert(Arc::new(AwsProvider::new(
             config.providers.aws.clone(),
@@ -98,7 +100,12 @@ pub fn build_registry(
         )?));
     }
     if enabled.huawei {
-        return Err(not_yet("huawei"));
+        reg.insert(Arc::new(HuaweiProvider::new(
+            config.providers.huawei.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     if enabled.ksyun {
         reg.insert(Arc::new(KsyunProvider::new(
@@ -109,14 +116,16 @@ pub fn build_registry(
         )?));
     }
     if enabled.baidu {
-        return Err(not_yet("baidu"));
+        reg.insert(Arc::new(BaiduProvider::new(
+            config.providers.baidu.clone(),
+            config.upload.duration_secs,
+            clock.clone(),
+            metrics.clone(),
+        )?));
     }
     Ok(reg)
 }
 
-fn not_yet(name: &str) -> String {
-    format!("[providers.{name}] is configured, but this build does not implement that cloud yet")
-}
 
 /// Resolves the HS256 fallback secret: `./stsgate.key` when no JWT key is configured
 /// (created on first use). Returns `None` when a key is configured.

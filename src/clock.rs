@@ -29,11 +29,63 @@ pub fn rfc3339(unix: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// Unix seconds of an RFC 3339 timestamp as clouds send them (`2025-01-01T01:00:00Z`,
+/// `2025-01-01T01:00:00.123000Z`, `2025-01-01T09:00:00+08:00`); a time without an offset is
+/// taken as UTC. Fractions are truncated, never rounded up. `None` for anything else.
+pub fn parse_utc(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    time::PrimitiveDateTime::parse(text, &f)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     #[test]
     fn rfc3339_is_utc_z() {
         assert_eq!(super::rfc3339(1_609_000_000), "2020-12-26T16:26:40Z");
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn parse_utc_reads_cloud_formats_and_truncates() {
+        use super::parse_utc;
+        assert_eq!(parse_utc("2025-01-01T00:00:00Z"), Some(1_735_689_600));
+        assert_eq!(
+            parse_utc("2025-01-01T00:00:00.999999Z"),
+            Some(1_735_689_600)
+        );
+        assert_eq!(parse_utc("2025-01-01T08:00:00+08:00"), Some(1_735_689_600));
+        assert_eq!(parse_utc("2025-01-01T00:00:00"), Some(1_735_689_600));
+        assert_eq!(parse_utc(" 2025-01-01T00:00:00.5 "), Some(1_735_689_600));
+        for bad in [
+            "",
+            "soon",
+            "2025-01-01",
+            "2025-13-01T00:00:00Z",
+            "1735689600",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_utc_round_trips_rfc3339(ts in 0i64..253_402_300_799i64) {
+            prop_assert_eq!(super::parse_utc(&super::rfc3339(ts)), Some(ts));
+        }
+
+        #[test]
+        fn parse_utc_never_panics(text in ".{0,40}") {
+            let _ = super::parse_utc(&text);
+        }
     }
 }

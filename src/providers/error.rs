@@ -52,6 +52,32 @@ impl ProviderError {
         }
     }
 
+    /// A [`ProviderError::Refused`] from a cloud's error answer, made safe to log: the code
+    /// keeps at most 64 characters of `[A-Za-z0-9._:- ]`, the message at most 160
+    /// characters, and every one of `secrets` (4 characters or more) is replaced in both.
+    pub fn refused(code: &str, message: &str, retryable: bool, secrets: &[&str]) -> Self {
+        let scrub = |text: &str| {
+            secrets
+                .iter()
+                .filter(|s| s.len() >= 4)
+                .fold(text.to_string(), |t, s| t.replace(s, "<redacted>"))
+        };
+        let code: String = scrub(code)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._:- <>".contains(*c))
+            .take(64)
+            .collect();
+        ProviderError::Refused {
+            code: if code.trim().is_empty() {
+                "unknown".into()
+            } else {
+                code.trim().to_string()
+            },
+            message: scrub(message).chars().take(160).collect(),
+            retryable,
+        }
+    }
+
     /// A non-2xx HTTP answer whose body fits none of the cloud's documented error shapes.
     pub fn http_status(status: u16) -> Self {
         if status >= 500 || status == 429 {
@@ -63,5 +89,40 @@ impl ProviderError {
         } else {
             ProviderError::Unusable(format!("HTTP {status} with an unrecognised body"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_scrubs_secrets_and_bounds_lengths() {
+        let e = ProviderError::refused(
+            "APIGW.0301 AKSECRET1\n\"x\"",
+            &format!("key AKSECRET1 and SKSECRET2 rejected {}", "y".repeat(500)),
+            false,
+            &["AKSECRET1", "SKSECRET2", "ab"],
+        );
+        let ProviderError::Refused {
+            code,
+            message,
+            retryable,
+        } = e
+        else {
+            panic!("not Refused")
+        };
+        assert_eq!(code, "APIGW.0301 <redacted>x");
+        assert!(message.starts_with("key <redacted> and <redacted> rejected"));
+        assert_eq!(message.chars().count(), 160);
+        assert!(!retryable);
+        assert_eq!(
+            ProviderError::refused("", "m", true, &[]),
+            ProviderError::Refused {
+                code: "unknown".into(),
+                message: "m".into(),
+                retryable: true
+            }
+        );
     }
 }

@@ -43,6 +43,45 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// Where one upstream call goes: the full URL, and the `Host` and path exactly as reqwest
+/// sends them (so a signer can sign what goes on the wire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `endpoint` + `path` (+ `?query`).
+    pub url: String,
+    /// `host[:port]`, the port only when it is not the scheme's default.
+    pub host: String,
+    /// The path as sent (percent-encoded), the endpoint's own path prefix included.
+    pub path: String,
+}
+
+impl Target {
+    /// `endpoint` (e.g. `https://sts.bj.baidubce.com`, maybe with a path prefix) joined with
+    /// `path` and the `query` pairs; `key` names the config key in the error.
+    pub fn new(
+        endpoint: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        key: &str,
+    ) -> Result<Self, String> {
+        let mut url = reqwest::Url::parse(&format!("{}{path}", endpoint.trim_end_matches('/')))
+            .map_err(|_| format!("{key} is not a URL"))?;
+        let host = url.host_str().ok_or_else(|| format!("{key} has no host"))?;
+        let host = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(Target {
+            host,
+            path: url.path().to_string(),
+            url: url.to_string(),
+        })
+    }
+}
+
 /// Builds the reqwest client every provider uses.
 pub fn client(connect_timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
@@ -269,6 +308,35 @@ mod tests {
             })
             .await;
         assert_eq!(r.unwrap_err(), ProviderError::Timeout);
+    }
+
+    #[test]
+    fn target_has_the_host_and_path_reqwest_sends() {
+        let t = Target::new(
+            "http://127.0.0.1:9404/",
+            "/v1/sessionToken",
+            &[("durationSeconds", "900")],
+            "k",
+        )
+        .unwrap();
+        assert_eq!(
+            t.url,
+            "http://127.0.0.1:9404/v1/sessionToken?durationSeconds=900"
+        );
+        assert_eq!(
+            (t.host.as_str(), t.path.as_str()),
+            ("127.0.0.1:9404", "/v1/sessionToken")
+        );
+        let t = Target::new("https://iam.example.com:443/proxy", "/v3.0/x", &[], "k").unwrap();
+        assert_eq!(t.url, "https://iam.example.com/proxy/v3.0/x");
+        assert_eq!(
+            (t.host.as_str(), t.path.as_str()),
+            ("iam.example.com", "/proxy/v3.0/x")
+        );
+        assert_eq!(
+            Target::new("nope", "/x", &[], "providers.x.endpoint"),
+            Err("providers.x.endpoint is not a URL".into())
+        );
     }
 
     #[test]

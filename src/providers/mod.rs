@@ -7,6 +7,8 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod section;
+#[cfg(test)]
+pub(crate) mod test_vectors;
 
 pub mod aliyun;
 pub mod aws;
@@ -56,6 +58,18 @@ pub struct IssueRequest {
     pub now: i64,
 }
 
+impl IssueRequest {
+    /// The keys the credentials cover, as a wildcard pattern: `planned_key` itself, or
+    /// `planned_key*` (everything under the folder) when `is_dir`.
+    pub fn key_pattern(&self) -> String {
+        if self.is_dir {
+            format!("{}*", self.planned_key)
+        } else {
+            self.planned_key.clone()
+        }
+    }
+}
+
 /// The callback a client (or the cloud) should make after the upload.
 #[derive(Debug, Clone)]
 pub struct CallbackPlan {
@@ -99,6 +113,69 @@ impl std::fmt::Debug for Form {
     }
 }
 
+impl Form {
+    /// A form whose fields are `leading` (key, access key, token, with the cloud's names)
+    /// followed by `policy` and `signature`, the two names OBS, BOS and S3-style stores share.
+    pub fn with_policy(
+        url: String,
+        leading: Vec<(&str, String)>,
+        policy: String,
+        signature: String,
+    ) -> Form {
+        let mut fields: Vec<(String, String)> = leading
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        fields.push(("policy".into(), policy.clone()));
+        fields.push(("signature".into(), signature.clone()));
+        Form {
+            url,
+            fields,
+            policy,
+            signature,
+        }
+    }
+}
+
+/// Temporary credentials as a cloud's STS returned them.
+#[derive(Clone)]
+pub struct TempCredentials {
+    /// Temporary access key id.
+    pub access_key_id: String,
+    /// Temporary secret.
+    pub secret_access_key: SecretString,
+    /// Session / security token.
+    pub security_token: SecretString,
+    /// Expiry, Unix seconds, as the cloud returned it (fraction truncated).
+    pub expiration: i64,
+    /// Start, Unix seconds, when the cloud gives one.
+    pub start_time: Option<i64>,
+}
+
+impl std::fmt::Debug for TempCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TempCredentials")
+            .field("access_key_id", &"<redacted>")
+            .field("expiration", &self.expiration)
+            .field("start_time", &self.start_time)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TempCredentials {
+    /// The temporary secret, for the places that sign with it or hand it out.
+    pub fn expose_secret(&self) -> &str {
+        use secrecy::ExposeSecret as _;
+        self.secret_access_key.expose_secret()
+    }
+
+    /// The token, for the places that hand it out.
+    pub fn expose_token(&self) -> &str {
+        use secrecy::ExposeSecret as _;
+        self.security_token.expose_secret()
+    }
+}
+
 /// Cloud-specific callback values that replace the literal form body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallbackOverride {
@@ -134,6 +211,33 @@ pub struct Issued {
     pub form: Option<Form>,
     /// Callback values specific to this cloud.
     pub callback: Option<CallbackOverride>,
+}
+
+impl Issued {
+    /// What a cloud with temporary credentials and a browser form issued for `relative_path`
+    /// in `bucket` (no cloud-specific callback).
+    pub fn temporary(
+        cred: TempCredentials,
+        bucket: &str,
+        endpoint: &str,
+        region: &str,
+        relative_path: &str,
+        form: Form,
+    ) -> Issued {
+        Issued {
+            access_key_id: cred.access_key_id,
+            secret_access_key: cred.secret_access_key,
+            security_token: cred.security_token,
+            bucket: bucket.into(),
+            endpoint: endpoint.into(),
+            region: region.into(),
+            relative_path: relative_path.into(),
+            expiration: cred.expiration,
+            start_time: cred.start_time,
+            form: Some(form),
+            callback: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Issued {
@@ -206,6 +310,40 @@ pub fn callback_origin(headers: &HeaderMap) -> CallbackOrigin {
     CallbackOrigin::User
 }
 
+/// The browser-form URL of `bucket` at a service `endpoint` that does not contain it:
+/// virtual-host style (`https://obs.r.example.com` → `https://{bucket}.obs.r.example.com`),
+/// or path style (`http://127.0.0.1:9000/{bucket}`) when the host is an IP address or
+/// `localhost`, where a bucket label cannot resolve. `None` when `endpoint` is not a URL.
+pub fn bucket_url(endpoint: &str, bucket: &str) -> Option<String> {
+    let url = reqwest::Url::parse(endpoint).ok()?;
+    let host = url.host_str()?;
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path_style =
+        host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() || host == "localhost";
+    Some(if path_style {
+        format!("{}/{bucket}", endpoint.trim_end_matches('/'))
+    } else {
+        format!("{}://{bucket}.{host}{port}", url.scheme())
+    })
+}
+
+/// The service endpoint (the configured one without a trailing `/`, else `default`) and the
+/// bucket's form URL at it ([`bucket_url`]); `key` names the config key in the error.
+pub fn service_urls(
+    configured: &str,
+    default: String,
+    bucket: &str,
+    key: &str,
+) -> Result<(String, String), String> {
+    let endpoint = if configured.is_empty() {
+        default
+    } else {
+        configured.trim_end_matches('/').to_string()
+    };
+    let form_url = bucket_url(&endpoint, bucket).ok_or_else(|| format!("{key} is not a URL"))?;
+    Ok((endpoint, form_url))
+}
+
 /// The enabled providers.
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -260,6 +398,45 @@ mod tests {
         for v in ["TOKEN-VALUE", "POLICY-VALUE", "SIGNATURE-VALUE", "\"k\""] {
             assert!(!dbg.contains(v), "{v} in {dbg}");
         }
+    }
+
+    #[test]
+    fn bucket_url_is_virtual_host_or_path_style() {
+        assert_eq!(
+            bucket_url("https://obs.cn-north-4.myhuaweicloud.com", "b").as_deref(),
+            Some("https://b.obs.cn-north-4.myhuaweicloud.com")
+        );
+        assert_eq!(
+            bucket_url("https://bj.bcebos.com:8443/", "b").as_deref(),
+            Some("https://b.bj.bcebos.com:8443")
+        );
+        assert_eq!(
+            bucket_url("http://127.0.0.1:9000/", "b").as_deref(),
+            Some("http://127.0.0.1:9000/b")
+        );
+        assert_eq!(
+            bucket_url("http://localhost:9000", "b").as_deref(),
+            Some("http://localhost:9000/b")
+        );
+        assert_eq!(bucket_url("not a url", "b"), None);
+        assert_eq!(
+            service_urls("", "https://bj.bcebos.com".into(), "b", "k"),
+            Ok((
+                "https://bj.bcebos.com".into(),
+                "https://b.bj.bcebos.com".into()
+            ))
+        );
+        assert_eq!(
+            service_urls("http://127.0.0.1:9000/", "unused".into(), "b", "k"),
+            Ok((
+                "http://127.0.0.1:9000".into(),
+                "http://127.0.0.1:9000/b".into()
+            ))
+        );
+        assert_eq!(
+            service_urls("bad", String::new(), "b", "providers.x.endpoint"),
+            Err("providers.x.endpoint is not a URL".into())
+        );
     }
 
     #[test]

@@ -3,10 +3,13 @@
 
 mod fakes {
     pub mod aliyun_sts;
+    pub mod baidu_sts;
+    pub mod huawei_iam;
     pub mod jwks;
     pub mod ksyun_sts;
     pub mod lke;
     pub mod sts;
+    pub mod upstream;
 }
 mod helpers;
 
@@ -21,4 +24,5 @@ mod ksyun;
 mod openapi;
 mod qiniu;
 mod secrets;
+mod sts_common;
 mod tencent;

@@ -29,7 +29,7 @@ pub struct HuaweiConfig {
     pub connect_timeout_ms: u64,
     /// Total timeout of one call.
     pub timeout_ms: u64,
-    /// Requested credential lifetime; empty: `upload.duration_secs`.
+    /// Requested credential lifetime (IAM takes 900–86400); empty: `upload.duration_secs`.
     pub duration_secs: Option<u64>,
 }
 
@@ -63,6 +63,17 @@ impl ProviderSection for HuaweiConfig {
     fn validate_rest(&self) -> Result<(), String> {
         section::check_url(Self::NAME, "iam_endpoint", &self.iam_endpoint)?;
         section::check_url(Self::NAME, "obs_endpoint", &self.obs_endpoint)?;
+        if self.iam_endpoint.is_empty() {
+            return Err("providers.huawei.iam_endpoint must not be empty".into());
+        }
+        if let Some(d) = self.duration_secs {
+            if !super::api::DURATION_RANGE.contains(&d) {
+                return Err(
+                    "providers.huawei.duration_secs must be between 900 and 86400 (IAM's limits)"
+                        .into(),
+                );
+            }
+        }
         section::check_limits(
             Self::NAME,
             self.rate_limit_per_sec,
@@ -70,5 +81,38 @@ impl ProviderSection for HuaweiConfig {
             self.timeout_ms,
             self.duration_secs,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled() -> HuaweiConfig {
+        HuaweiConfig {
+            access_key_id: Secret::new("ak"),
+            secret_access_key: Secret::new("sk"),
+            bucket: "b".into(),
+            ..HuaweiConfig::default()
+        }
+    }
+
+    #[test]
+    fn duration_must_fit_iam_limits() {
+        let mut c = enabled();
+        assert_eq!(section::enabled(&c), Ok(true));
+        for (d, ok) in [(899, false), (900, true), (86_400, true), (86_401, false)] {
+            c.duration_secs = Some(d);
+            let got = section::enabled(&c);
+            assert_eq!(got.is_ok(), ok, "{d}: {got:?}");
+            if !ok {
+                assert!(got.unwrap_err().contains("providers.huawei.duration_secs"));
+            }
+        }
+        c.duration_secs = None;
+        c.iam_endpoint = String::new();
+        assert!(section::enabled(&c)
+            .unwrap_err()
+            .contains("providers.huawei.iam_endpoint"));
     }
 }
