@@ -20,6 +20,14 @@ mod sts;
 #[path = "../tests/it/fakes/aliyun_sts.rs"]
 mod aliyun_sts;
 
+// The Huawei and Baidu fakes refer to their shared helpers as `super::upstream`.
+#[path = "../tests/it/fakes/baidu_sts.rs"]
+mod baidu_sts;
+#[path = "../tests/it/fakes/huawei_iam.rs"]
+mod huawei_iam;
+#[path = "../tests/it/fakes/upstream.rs"]
+mod upstream;
+
 use std::fmt::Write as _;
 
 fn section(env: &mut String, cloud: &str, pairs: &[(&str, &str)]) {
@@ -100,6 +108,43 @@ async fn main() {
             ("REGION", "oss-cn-beijing"),
             ("BUCKET", "bseditor"),
             ("CALLBACK_KEY_URL_PREFIXES", prefixes.as_str()),
+        ],
+    );
+
+    // Huawei IAM (type 6).
+    let (ak, sk, domain) = (
+        "HWFAKEAK0000EXAMPLE01",
+        "hwFAKEsecret0001",
+        "0123456789abcdef0123456789abcdef",
+    );
+    let fake = huawei_iam::FakeIam::new(ak, sk, domain);
+    let url = fake.start().await;
+    section(
+        &mut env,
+        "HUAWEI",
+        &[
+            ("ACCESS_KEY_ID", ak),
+            ("SECRET_ACCESS_KEY", sk),
+            ("DOMAIN_ID", domain),
+            ("IAM_ENDPOINT", url.as_str()),
+            ("REGION", "cn-north-4"),
+            ("BUCKET", "stsgate-demo"),
+        ],
+    );
+
+    // Baidu STS (type 4).
+    let (ak, sk) = ("bdfakeak0001", "bdFAKEsecret0001");
+    let fake = baidu_sts::FakeSts::new(ak, sk);
+    let url = fake.start().await;
+    section(
+        &mut env,
+        "BAIDU",
+        &[
+            ("ACCESS_KEY_ID", ak),
+            ("SECRET_ACCESS_KEY", sk),
+            ("STS_ENDPOINT", url.as_str()),
+            ("REGION", "bj"),
+            ("BUCKET", "stsgate-demo"),
         ],
     );
 

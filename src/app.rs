@@ -126,7 +126,6 @@ pub fn build_registry(
     Ok(reg)
 }
 
-
 /// Resolves the HS256 fallback secret: `./stsgate.key` when no JWT key is configured
 /// (created on first use). Returns `None` when a key is configured.
 pub fn key_file_secret(config: &Config) -> Result<Option<String>, String> {
