@@ -673,57 +673,17 @@ async fn oss_callbacks_need_the_aliyun_provider() {
     s.stop().await;
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 /// No secret reaches a log line at `trace` level through an issuance, OSS callbacks (good,
 /// forged, key fetch failure) and every STS failure mode.
 #[test]
 fn no_secret_in_trace_logs() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(logs.clone()),
-        );
-    let _ = tracing_log::LogTracer::init();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut secrets: Vec<String> = vec![
         JWT_SECRET.into(),
         AK_SECRET.into(),
         "wrong-aliyun-secret-for-leak-test".into(),
     ];
     let mut signatures = Vec::new();
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let env = aliyun_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
         let alice = env.s.token("alice");
@@ -778,8 +738,6 @@ fn no_secret_in_trace_logs() {
             secrets.push(cred.security_token);
         }
     });
-    drop(rt);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(
         text.contains("issued upload credentials"),
         "logs were captured"

@@ -843,53 +843,12 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
 /// trace level through a success, a form upload and the failure modes.
 #[test]
 fn no_aws_secret_in_trace_logs() {
-    use std::io::Write;
-    use std::sync::Mutex;
-    use tracing_subscriber::fmt::MakeWriter;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl Write for Capture {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'a> MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Capture {
-            self.clone()
-        }
-    }
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(logs.clone()),
-        );
-    let _ = tracing_log::LogTracer::init();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut secrets: Vec<String> = vec![
         AWS_SECRET.into(),
         AWS_KEY_ID.into(),
         "wrong-aws-secret-for-leak".into(),
     ];
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let (s, fake, _) = aws_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
         let ok = s.sts("alice", Q_PNG).await;
@@ -926,8 +885,6 @@ fn no_aws_secret_in_trace_logs() {
             secrets.push(cred.session_token);
         }
     });
-    drop(rt);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(
         text.contains("issued upload credentials"),
         "logs were captured"

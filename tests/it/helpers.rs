@@ -277,3 +277,98 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// Log output written by a subscriber, shared with the test.
+#[derive(Clone, Default)]
+pub struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    /// Everything captured, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+
+    /// Every line, parsed as JSON (panics on a line that is not).
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+/// Runs `fut` on one thread with `subscriber` as the thread's default, so every task
+/// (server, fakes, client) logs to it; the runtime is dropped before the subscriber.
+fn run_with_subscriber<S, F>(subscriber: S, fut: F)
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(fut);
+    drop(rt);
+}
+
+/// Runs `fut` on one thread with everything captured at `trace` level (`log` records
+/// included), as human lines without ANSI and as JSON lines; returns the text.
+pub fn capture_trace_logs<F: std::future::Future<Output = ()>>(fut: F) -> String {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let logs = Capture::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(logs.clone()),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(logs.clone()),
+        );
+    let _ = tracing_log::LogTracer::init();
+    run_with_subscriber(subscriber, fut);
+    logs.text()
+}
+
+/// Runs `fut` on one thread with JSON logs as production writes them
+/// (`STSGATE_LOG_FORMAT=json`: flattened events with the current span) at `level`.
+pub fn capture_json_logs<F: std::future::Future<Output = ()>>(
+    level: tracing::Level,
+    fut: F,
+) -> Capture {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let logs = Capture::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_writer(logs.clone()),
+        );
+    run_with_subscriber(subscriber, fut);
+    logs
+}

@@ -507,54 +507,14 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
     assert_eq!(fake.issued().len(), 1);
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 /// No KSyun key, temporary secret, token or SigV4 `Authorization` reaches a log line at
 /// `trace` level, through a success and every failure mode (aws-sigv4 itself traces the
 /// signing identity; the shared signer runs it with no subscriber).
 #[test]
 fn no_ksyun_secret_in_trace_logs() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(logs.clone()),
-        );
-    let _ = tracing_log::LogTracer::init();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let wrong = "wrong-ksyun-secret-for-leak-test";
     let mut secrets: Vec<String> = vec![SK.into(), AK.into(), wrong.into()];
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let (s, fake) = ksyun_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
         let ok = s.sts("alice", Q_PNG).await;
@@ -582,8 +542,6 @@ fn no_ksyun_secret_in_trace_logs() {
             secrets.push(cred.security_token);
         }
     });
-    drop(rt);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(
         text.contains("issued upload credentials"),
         "logs were captured"
