@@ -738,20 +738,8 @@ fn no_secret_in_trace_logs() {
             secrets.push(cred.security_token);
         }
     });
-    assert!(
-        text.contains("issued upload credentials"),
-        "logs were captured"
-    );
-    assert!(text.contains("TRACE"), "trace level was on");
     assert!(secrets.len() > 6);
-    for s in secrets.iter().chain(signatures.iter()) {
-        assert!(
-            !text.contains(s.as_str()),
-            "a secret reached the logs: {}…",
-            &s[..6]
-        );
-    }
-    for marker in ["Bearer ", "authorization: ", "string to sign", "Signature="] {
-        assert!(!text.contains(marker), "{marker} reached the logs");
-    }
+    secrets.extend(signatures);
+    let markers = ["Bearer ", "authorization: ", "string to sign", "Signature="];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
 }

@@ -885,24 +885,11 @@ fn no_aws_secret_in_trace_logs() {
             secrets.push(cred.session_token);
         }
     });
-    assert!(
-        text.contains("issued upload credentials"),
-        "logs were captured"
-    );
-    assert!(text.contains("TRACE"), "trace level was on");
     assert!(secrets.len() >= 5);
-    for s in &secrets {
-        assert!(
-            !text.contains(s.as_str()),
-            "a secret reached the logs: {}…",
-            &s[..6]
-        );
-    }
-    for marker in [
+    let markers = [
         "Signature=",
         "AWS4-HMAC-SHA256 Credential",
         "x-amz-security-token: ",
-    ] {
-        assert!(!text.contains(marker), "{marker} reached the logs");
-    }
+    ];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
 }

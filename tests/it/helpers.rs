@@ -352,6 +352,26 @@ pub fn capture_trace_logs<F: std::future::Future<Output = ()>>(fut: F) -> String
     logs.text()
 }
 
+/// Asserts what the [`capture_trace_logs`] text of a run that issued credentials must
+/// show: the capture worked, TRACE level was on, and none of `secrets` nor `markers` is in it.
+pub fn assert_no_secret_in_logs(text: &str, secrets: &[String], markers: &[&str]) {
+    assert!(
+        text.contains("issued upload credentials"),
+        "logs were captured"
+    );
+    assert!(text.contains("TRACE"), "trace level was on");
+    for s in secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "a secret reached the logs: {}…",
+            &s[..6]
+        );
+    }
+    for marker in markers {
+        assert!(!text.contains(marker), "{marker} reached the logs");
+    }
+}
+
 /// Runs `fut` on one thread with JSON logs as production writes them
 /// (`STSGATE_LOG_FORMAT=json`: flattened events with the current span) at `level`.
 pub fn capture_json_logs<F: std::future::Future<Output = ()>>(

@@ -117,28 +117,15 @@ fn no_secret_in_trace_logs_through_every_failure_mode() {
         }
     });
     assert!(
-        text.contains("issued upload credentials"),
-        "logs were captured"
-    );
-    assert!(text.contains("TRACE"), "trace level was on");
-    assert!(
         text.contains("\"request_id\""),
         "JSON lines carry the request id"
     );
     assert!(secrets.len() > 8);
-    for s in &secrets {
-        assert!(
-            !text.contains(s.as_str()),
-            "a secret reached the logs: {}…",
-            &s[..6]
-        );
-    }
-    for marker in [
+    let markers = [
         "Signature=",
         "TC3-HMAC-SHA256",
         "Bearer ",
         "authorization: ",
-    ] {
-        assert!(!text.contains(marker), "{marker} reached the logs");
-    }
+    ];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::HeaderMap;
 use axum::routing::MethodRouter;
 use axum::Router;
 use base64::Engine as _;
@@ -42,6 +43,7 @@ pub enum Mode {
 pub struct Script<T> {
     mode: Mutex<Mode>,
     calls: Mutex<Vec<Instant>>,
+    authorizations: Mutex<Vec<String>>,
     rejected: AtomicU64,
     serial: AtomicU64,
     issued: Mutex<Vec<T>>,
@@ -52,6 +54,7 @@ impl<T> Default for Script<T> {
         Script {
             mode: Mutex::new(Mode::Ok),
             calls: Mutex::new(Vec::new()),
+            authorizations: Mutex::new(Vec::new()),
             rejected: AtomicU64::new(0),
             serial: AtomicU64::new(0),
             issued: Mutex::new(Vec::new()),
@@ -84,9 +87,18 @@ impl<T: Clone> Script<T> {
         self.issued.lock().unwrap().clone()
     }
 
-    /// Records a call's arrival.
-    pub fn arrive(&self) {
+    /// Records a call's arrival and its `Authorization` header, if any.
+    pub fn arrive(&self, headers: &HeaderMap) {
         self.calls.lock().unwrap().push(Instant::now());
+        if let Some(v) = headers.get("authorization") {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            self.authorizations.lock().unwrap().push(v);
+        }
+    }
+
+    /// The `Authorization` values of every call received, in order.
+    pub fn authorizations(&self) -> Vec<String> {
+        self.authorizations.lock().unwrap().clone()
     }
 
     /// Counts a call refused for its signature or headers.
