@@ -149,10 +149,7 @@ async fn jwks_server_down_gives_401_and_recovers() {
     s.stop().await;
 
     // Nothing listening at all.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/jwks.json", l.local_addr().unwrap())
-    };
+    let closed = format!("http://{}/jwks.json", free_addr());
     let s = start_with_clock(db.clone(), jwks_config(&db, &closed), ManualClock::new()).await;
     assert_eq!(auth_code(&s, &token).await, REFUSED);
     s.stop().await;

@@ -238,6 +238,19 @@ impl Server {
     }
 }
 
+/// An address on 127.0.0.1 that nothing listens on (a port the OS just handed out and
+/// took back), as `127.0.0.1:port`.
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// An HS256 token for `sub` signed with `secret`, issued at `iat` (unix seconds) and living
+/// 60 s, with no issuer, audience or extra claims.
+pub fn mint_jwt(secret: &str, sub: &str, iat: i64) -> String {
+    stsgate::auth::jwt::mint_hs256(secret, sub, iat, 60, "", "", &Default::default()).unwrap()
+}
+
 /// The value of a metric line `name{labels} value` (0 when absent).
 pub fn metric(text: &str, name_and_labels: &str) -> f64 {
     text.lines()

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::fakes::ksyun_sts::{self, FakeKsyunSts, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
+use crate::sts_common::assert_form_answer_fields;
 
 /// KSyun long-term keys the fake expects.
 const AK: &str = "AKLTitKSYUNaccessKEY0001";
@@ -77,26 +78,8 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
         (Some(0), Some(""))
     );
     let d = &a.body["data"];
-    let keys: HashSet<&str> = d.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    let want: HashSet<&str> = [
-        "accessKeyId",
-        "secretAccessKey",
-        "securityToken",
-        "bucket",
-        "endpoint",
-        "region",
-        "relativePath",
-        "expiration",
-        "serverTime",
-        "objectId",
-        "callbackInfo",
-        "signature",
-        "policy",
-        "form",
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(keys, want, "PRODUCT §1.3 fields; KSyun gives no startTime");
+    // PRODUCT §1.3 fields; KSyun gives no startTime.
+    assert_form_answer_fields(d, false, true);
 
     // The credentials are exactly what STS issued, expiration included.
     let issued = fake.issued();
@@ -358,9 +341,7 @@ async fn wrong_secret_is_refused_by_the_fake() {
 async fn unreachable_sts_is_503() {
     let db = Arc::new(sqlite().await);
     let mut c = base_config(&db);
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
+    let dead = format!("http://{}", free_addr());
     enable_ksyun(&mut c, &dead);
     c.server.request_timeout_ms = 800;
     let s = Server::start(db, c).await;

@@ -60,16 +60,7 @@ fn no_secret_in_trace_logs_through_every_failure_mode() {
         }
         fake.set_mode(Mode::Ok);
         // Authentication failures with real-looking tokens.
-        let forged = stsgate::auth::jwt::mint_hs256(
-            "attacker-secret-0000000000000000",
-            "alice",
-            2_000_000_000,
-            60,
-            "",
-            "",
-            &Default::default(),
-        )
-        .unwrap();
+        let forged = mint_jwt("attacker-secret-0000000000000000", "alice", 2_000_000_000);
         secrets.push(forged.clone());
         assert_eq!(
             s.get(&format!("/upload/sts/info?{q}"), Some(&forged))
@@ -77,16 +68,7 @@ fn no_secret_in_trace_logs_through_every_failure_mode() {
                 .code(),
             40102
         );
-        let expired = stsgate::auth::jwt::mint_hs256(
-            JWT_SECRET,
-            "alice",
-            1_000_000,
-            60,
-            "",
-            "",
-            &Default::default(),
-        )
-        .unwrap();
+        let expired = mint_jwt(JWT_SECRET, "alice", 1_000_000);
         secrets.push(expired.clone());
         assert_eq!(
             s.get(&format!("/upload/sts/info?{q}"), Some(&expired))

@@ -334,9 +334,7 @@ async fn unreachable_cloud_is_503() {
     let db = Arc::new(sqlite().await);
     let mut c = base_config(&db);
     // A port nothing listens on.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
+    let dead = format!("http://{}", free_addr());
     enable_tencent(&mut c, &dead);
     c.server.request_timeout_ms = 800;
     let s = Server::start(db, c).await;
