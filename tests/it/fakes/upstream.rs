@@ -13,7 +13,9 @@ use axum::http::HeaderMap;
 use axum::routing::MethodRouter;
 use axum::Router;
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 
 /// How a fake answers its next calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +171,16 @@ impl<T: Clone> Script<T> {
     }
 }
 
+/// Serves `app` on `addr` (e.g. `127.0.0.1:0`) in a spawned task; returns the base URL.
+pub async fn serve(addr: &str, app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    format!("http://{addr}")
+}
+
 /// Serves one route on `addr` (e.g. `127.0.0.1:0`); returns the base URL.
 pub async fn serve_one<S: Clone + Send + Sync + 'static>(
     addr: &str,
@@ -176,13 +188,14 @@ pub async fn serve_one<S: Clone + Send + Sync + 'static>(
     route: MethodRouter<S>,
     state: S,
 ) -> String {
-    let app: Router = Router::new().route(path, route).with_state(state);
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.ok();
-    });
-    format!("http://{addr}")
+    serve(addr, Router::new().route(path, route).with_state(state)).await
+}
+
+/// `HMAC-SHA256(key, msg)`, the raw bytes.
+pub fn hmac_sha256(key: &[u8], msg: impl AsRef<[u8]>) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    m.update(msg.as_ref());
+    m.finalize().into_bytes().to_vec()
 }
 
 /// Unix seconds now.
