@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::fakes::aliyun_sts::{self, FakeAliyunSts, KeyMode, KeyServer, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
-use crate::sts_common::assert_form_answer_fields;
+use crate::sts_common::{assert_failure_cases, assert_form_answer_fields, Case};
 
 /// Long-term keys the fake STS expects.
 pub const AK_ID: &str = "LTAI5tITstsgateKeyId0000";
@@ -402,7 +402,7 @@ async fn failure_modes_map_to_documented_codes() {
     let env = aliyun_server(db, |c| c.server.request_timeout_ms = 1500).await;
     let s = &env.s;
     let e = |code: &str, status: u16| Mode::Error(code.into(), status);
-    let cases: Vec<(Mode, u16, i64, Option<&str>)> = vec![
+    let cases: Vec<Case<Mode>> = vec![
         (e("NoPermission", 403), 502, 50201, Some("NoPermission")),
         (
             e("InvalidParameter.DurationSeconds", 400),
@@ -440,28 +440,7 @@ async fn failure_modes_map_to_documented_codes() {
             Some("min_remaining_secs"),
         ),
     ];
-    let mut ids = Vec::new();
-    for (mode, status, code, en) in cases {
-        env.fake.set_mode(mode.clone());
-        let a = s.sts("alice", Q_VIDEO).await;
-        assert_eq!((a.status, a.code()), (status, code), "{mode:?}: {}", a.text);
-        assert!(a.body["data"].is_null());
-        if let Some(en) = en {
-            assert!(
-                a.body["enMsg"].as_str().unwrap().contains(en),
-                "{mode:?}: {}",
-                a.text
-            );
-        }
-        if status == 503 {
-            assert!(a.headers.contains_key("retry-after"), "{mode:?}");
-        }
-        ids.push(ids.len() as i64 + 1);
-    }
-    for id in ids {
-        let row = s.state.store.get_object(id).await.unwrap().unwrap();
-        assert_eq!(row.status, "failed", "object {id}");
-    }
+    assert_failure_cases(s, Q_VIDEO, 1, |m| env.fake.set_mode(m), cases).await;
     // One throttling answer is retried (with a fresh nonce) and succeeds.
     env.fake
         .set_mode(Mode::ErrorTimes("Throttling.User".into(), 400, 1));

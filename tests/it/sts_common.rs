@@ -118,8 +118,9 @@ pub async fn jwt_callback_round_trip(s: &Server, sub: &str, data: &Value, resour
     assert_eq!(again.status, 200);
 }
 
-/// One failure mode of a fake and what stsgate must answer.
-pub type Case = (Mode, u16, i64, Option<&'static str>);
+/// One failure mode of a fake (its own `Mode` type) and what stsgate must answer: HTTP
+/// status, envelope code, and a text `enMsg` must contain.
+pub type Case<M = Mode> = (M, u16, i64, Option<&'static str>);
 
 /// The failure modes every fake has besides its cloud's error codes: HTTP 500 with HTML,
 /// truncated JSON, no answer, and credentials that live shorter than `min_remaining_secs`.
@@ -154,12 +155,12 @@ pub async fn assert_retried_once<T: Clone>(
 
 /// Runs every case as a fresh request: status, code, envelope, `Retry-After` on 503, and
 /// the allocated ledger row (ids count up from `first_id`) ends `failed` without a key.
-pub async fn assert_failure_cases(
+pub async fn assert_failure_cases<M: Clone + std::fmt::Debug>(
     s: &Server,
     query: &str,
     first_id: i64,
-    set_mode: impl Fn(Mode),
-    cases: Vec<Case>,
+    set_mode: impl Fn(M),
+    cases: Vec<Case<M>>,
 ) {
     for (id, (mode, status, code, en)) in (first_id..).zip(cases) {
         set_mode(mode.clone());
