@@ -13,6 +13,8 @@
 
 #[path = "../tests/it/fakes/lke.rs"]
 mod lke;
+#[path = "../tests/it/fakes/upstream.rs"]
+mod upstream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

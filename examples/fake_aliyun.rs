@@ -19,6 +19,8 @@
 
 #[path = "../tests/it/fakes/aliyun_sts.rs"]
 mod aliyun_sts;
+#[path = "../tests/it/fakes/upstream.rs"]
+mod upstream;
 
 #[tokio::main]
 async fn main() {

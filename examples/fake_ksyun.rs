@@ -13,6 +13,8 @@
 
 #[path = "../tests/it/fakes/ksyun_sts.rs"]
 mod ksyun_sts;
+#[path = "../tests/it/fakes/upstream.rs"]
+mod upstream;
 
 #[tokio::main]
 async fn main() {

@@ -11,6 +11,8 @@
 
 #[path = "../tests/it/fakes/lke.rs"]
 mod lke;
+#[path = "../tests/it/fakes/upstream.rs"]
+mod upstream;
 
 #[tokio::main]
 async fn main() {

@@ -1,6 +1,6 @@
 //! Cloud type 3 end to end against the fake Aliyun STS and a local callback key server.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::fakes::aliyun_sts::{self, FakeAliyunSts, KeyMode, KeyServer, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
+use crate::sts_common::{assert_failure_cases, assert_form_answer_fields, Case};
 
 /// Long-term keys the fake STS expects.
 pub const AK_ID: &str = "LTAI5tITstsgateKeyId0000";
@@ -150,26 +151,8 @@ async fn success_shape_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_VIDEO).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    let keys: HashSet<&str> = d.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    let want: HashSet<&str> = [
-        "accessKeyId",
-        "secretAccessKey",
-        "securityToken",
-        "bucket",
-        "endpoint",
-        "region",
-        "relativePath",
-        "expiration",
-        "serverTime",
-        "objectId",
-        "callbackInfo",
-        "signature",
-        "policy",
-        "form",
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(keys, want, "PRODUCT §1.3 fields; STS gives no startTime");
+    // PRODUCT §1.3 fields; STS gives no startTime.
+    assert_form_answer_fields(d, false, true);
 
     // One STS call, and the answer is what it returned (expiration included, verbatim).
     let issued = env.fake.issued();
@@ -419,7 +402,7 @@ async fn failure_modes_map_to_documented_codes() {
     let env = aliyun_server(db, |c| c.server.request_timeout_ms = 1500).await;
     let s = &env.s;
     let e = |code: &str, status: u16| Mode::Error(code.into(), status);
-    let cases: Vec<(Mode, u16, i64, Option<&str>)> = vec![
+    let cases: Vec<Case<Mode>> = vec![
         (e("NoPermission", 403), 502, 50201, Some("NoPermission")),
         (
             e("InvalidParameter.DurationSeconds", 400),
@@ -457,28 +440,7 @@ async fn failure_modes_map_to_documented_codes() {
             Some("min_remaining_secs"),
         ),
     ];
-    let mut ids = Vec::new();
-    for (mode, status, code, en) in cases {
-        env.fake.set_mode(mode.clone());
-        let a = s.sts("alice", Q_VIDEO).await;
-        assert_eq!((a.status, a.code()), (status, code), "{mode:?}: {}", a.text);
-        assert!(a.body["data"].is_null());
-        if let Some(en) = en {
-            assert!(
-                a.body["enMsg"].as_str().unwrap().contains(en),
-                "{mode:?}: {}",
-                a.text
-            );
-        }
-        if status == 503 {
-            assert!(a.headers.contains_key("retry-after"), "{mode:?}");
-        }
-        ids.push(ids.len() as i64 + 1);
-    }
-    for id in ids {
-        let row = s.state.store.get_object(id).await.unwrap().unwrap();
-        assert_eq!(row.status, "failed", "object {id}");
-    }
+    assert_failure_cases(s, Q_VIDEO, 1, |m| env.fake.set_mode(m), cases).await;
     // One throttling answer is retried (with a fresh nonce) and succeeds.
     env.fake
         .set_mode(Mode::ErrorTimes("Throttling.User".into(), 400, 1));
@@ -673,57 +635,17 @@ async fn oss_callbacks_need_the_aliyun_provider() {
     s.stop().await;
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 /// No secret reaches a log line at `trace` level through an issuance, OSS callbacks (good,
 /// forged, key fetch failure) and every STS failure mode.
 #[test]
 fn no_secret_in_trace_logs() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(logs.clone()),
-        );
-    let _ = tracing_log::LogTracer::init();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut secrets: Vec<String> = vec![
         JWT_SECRET.into(),
         AK_SECRET.into(),
         "wrong-aliyun-secret-for-leak-test".into(),
     ];
     let mut signatures = Vec::new();
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let env = aliyun_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
         let alice = env.s.token("alice");
@@ -778,22 +700,8 @@ fn no_secret_in_trace_logs() {
             secrets.push(cred.security_token);
         }
     });
-    drop(rt);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
-    assert!(
-        text.contains("issued upload credentials"),
-        "logs were captured"
-    );
-    assert!(text.contains("TRACE"), "trace level was on");
     assert!(secrets.len() > 6);
-    for s in secrets.iter().chain(signatures.iter()) {
-        assert!(
-            !text.contains(s.as_str()),
-            "a secret reached the logs: {}…",
-            &s[..6]
-        );
-    }
-    for marker in ["Bearer ", "authorization: ", "string to sign", "Signature="] {
-        assert!(!text.contains(marker), "{marker} reached the logs");
-    }
+    secrets.extend(signatures);
+    let markers = ["Bearer ", "authorization: ", "string to sign", "Signature="];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
 }

@@ -77,27 +77,13 @@ async fn every_error_is_an_envelope() {
         )
         .await;
     envelope(&bare, 400, 40001);
-    let expired = stsgate::auth::jwt::mint_hs256(
-        JWT_SECRET,
-        "alice",
-        1_000_000,
-        60,
-        "",
-        "",
-        &Default::default(),
-    )
-    .unwrap();
+    let expired = mint_jwt(JWT_SECRET, "alice", 1_000_000);
     envelope(&s.get("/upload/sts/info", Some(&expired)).await, 401, 40102);
-    let foreign = stsgate::auth::jwt::mint_hs256(
+    let foreign = mint_jwt(
         "another-secret-entirely-0000000000",
         "alice",
         time::OffsetDateTime::now_utc().unix_timestamp(),
-        60,
-        "",
-        "",
-        &Default::default(),
-    )
-    .unwrap();
+    );
     envelope(&s.get("/upload/sts/info", Some(&foreign)).await, 401, 40102);
     envelope(&s.get("/upload/objects/abc", Some(&t)).await, 400, 40001);
     envelope(&s.get("/upload/objects/99", Some(&t)).await, 404, 40401);
@@ -407,11 +393,8 @@ async fn operations_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_database_stops_the_start_with_a_clear_message() {
     let db = Arc::new(sqlite().await);
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
     let mut c = base_config(&db);
-    c.database.url = format!("postgres://nobody:pw-secret@127.0.0.1:{port}/none");
+    c.database.url = format!("postgres://nobody:pw-secret@{}/none", free_addr());
     let err = stsgate::app::build(c, None).await.unwrap_err();
     assert!(err.starts_with("database:"), "{err}");
     assert!(!err.contains("pw-secret"), "{err}");

@@ -12,6 +12,7 @@ use stsgate::secret::Secret;
 use crate::fakes::sts::{self, FakeSts, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
+use crate::sts_common::assert_form_answer_fields;
 
 const AWS_KEY_ID: &str = "AKIAITSTSGATE0000001";
 const AWS_SECRET: &str = "itAwsSecretKey/+0123456789abcdefghijklmno";
@@ -51,6 +52,7 @@ async fn aws_server(
     (Server::start(db, c).await, fake, url)
 }
 
+/// `form.fields` in order (S3 names the signature field `x-amz-signature`).
 fn form_fields(d: &Value) -> Vec<(String, String)> {
     d["form"]["fields"]
         .as_object()
@@ -105,26 +107,8 @@ async fn issue_upload_callback_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_PNG).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    let keys: HashSet<&str> = d.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    let want: HashSet<&str> = [
-        "accessKeyId",
-        "secretAccessKey",
-        "securityToken",
-        "bucket",
-        "endpoint",
-        "region",
-        "relativePath",
-        "expiration",
-        "serverTime",
-        "objectId",
-        "callbackInfo",
-        "signature",
-        "policy",
-        "form",
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(keys, want, "PRODUCT §1.3 fields; STS gives no startTime");
+    // PRODUCT §1.3 fields; STS gives no startTime.
+    assert_form_answer_fields(d, false, true);
 
     // One STS call, asking for exactly the least privilege on exactly this key.
     let calls = fake.assume_calls();
@@ -843,53 +827,12 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
 /// trace level through a success, a form upload and the failure modes.
 #[test]
 fn no_aws_secret_in_trace_logs() {
-    use std::io::Write;
-    use std::sync::Mutex;
-    use tracing_subscriber::fmt::MakeWriter;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl Write for Capture {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'a> MakeWriter<'a> for Capture {
-        type Writer = Capture;
-        fn make_writer(&'a self) -> Capture {
-            self.clone()
-        }
-    }
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(logs.clone()),
-        );
-    let _ = tracing_log::LogTracer::init();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut secrets: Vec<String> = vec![
         AWS_SECRET.into(),
         AWS_KEY_ID.into(),
         "wrong-aws-secret-for-leak".into(),
     ];
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let (s, fake, _) = aws_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
         let ok = s.sts("alice", Q_PNG).await;
@@ -926,26 +869,11 @@ fn no_aws_secret_in_trace_logs() {
             secrets.push(cred.session_token);
         }
     });
-    drop(rt);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
-    assert!(
-        text.contains("issued upload credentials"),
-        "logs were captured"
-    );
-    assert!(text.contains("TRACE"), "trace level was on");
     assert!(secrets.len() >= 5);
-    for s in &secrets {
-        assert!(
-            !text.contains(s.as_str()),
-            "a secret reached the logs: {}…",
-            &s[..6]
-        );
-    }
-    for marker in [
+    let markers = [
         "Signature=",
         "AWS4-HMAC-SHA256 Credential",
         "x-amz-security-token: ",
-    ] {
-        assert!(!text.contains(marker), "{marker} reached the logs");
-    }
+    ];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
 }

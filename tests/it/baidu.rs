@@ -308,3 +308,65 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
     assert_eq!(refused["code"], "SignatureDoesNotMatch");
     assert_eq!(fake.script.rejected(), 1);
 }
+
+/// No Baidu key, temporary secret, session token, JWT or bce-auth-v1 `Authorization` reaches
+/// a log line at `trace` level, through a success with its callback and every failure mode.
+#[test]
+fn no_baidu_secret_in_trace_logs() {
+    let wrong = "wrong-baidu-secret-for-leak-test";
+    let mut secrets: Vec<String> =
+        vec![BD_SK.into(), BD_AK.into(), wrong.into(), JWT_SECRET.into()];
+    let (mut issued, mut calls) = (0, 0);
+    let text = capture_trace_logs(async {
+        let db = Arc::new(sqlite().await);
+        let (s, fake) = baidu_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
+        let modes = vec![
+            Mode::Error(400, "SignatureDoesNotMatch".into()),
+            Mode::Error(403, "AccessDenied".into()),
+            Mode::Error(429, "RequestRateLimitExceeded".into()),
+            Mode::Error(500, "InternalError".into()),
+            Mode::AltError(503, "ServiceUnavailable".into()),
+            Mode::Http500,
+            Mode::Malformed,
+            Mode::Hang,
+            Mode::ShortLived(10),
+        ];
+        let retried = Mode::ErrorTimes(500, "InternalError".into(), 1);
+        let jwt = drive_through_every_mode(&s, Q_MP4, 1, &fake.script, modes, retried).await;
+        s.stop().await;
+        // A wrong configured secret: the fake refuses the signature.
+        let (s2, fake2) = baidu_server(db, |c| {
+            c.providers.baidu.secret_access_key = Secret::new(wrong);
+        })
+        .await;
+        let a = s2
+            .get(&format!("/upload/sts/info?{Q_MP4}"), Some(&jwt))
+            .await;
+        assert_eq!(a.code(), 50201, "{}", a.text);
+        s2.stop().await;
+        secrets.push(jwt);
+        for tok in fake.script.issued() {
+            issued += 1;
+            secrets.push(tok.secret_access_key);
+            secrets.push(tok.session_token);
+        }
+        let (auths, n) = signed_calls(&[&fake.script, &fake2.script]);
+        calls = n;
+        for auth in auths {
+            let signature = auth.rsplit('/').next().unwrap();
+            assert_eq!(signature.len(), 64, "{auth}");
+            secrets.push(signature.to_string());
+            secrets.push(auth);
+        }
+    });
+    assert_eq!(
+        issued, 3,
+        "the success, the retried call, the short-lived one"
+    );
+    assert!(
+        calls >= 13,
+        "a call per mode, two retried, the success, the wrong secret"
+    );
+    let markers = ["bce-auth-v1", "authorization: ", "Bearer "];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
+}

@@ -26,11 +26,6 @@ fn run(mut c: Command) -> Output {
     c.stdin(Stdio::null()).output().expect("stsgate runs")
 }
 
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(
@@ -181,9 +176,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
         "a configured key wins: no key file"
     );
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let token =
-        stsgate::auth::jwt::mint_hs256(JWT_SECRET, "alice", now, 60, "", "", &Default::default())
-            .unwrap();
+    let token = mint_jwt(JWT_SECRET, "alice", now);
     let req = tokio::spawn(
         reqwest::Client::new()
             .get(format!("{base}/upload/sts/info?type=1&extension=pdf&isNeedCallback=0&uploadModule=directorytemp"))

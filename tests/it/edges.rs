@@ -2,7 +2,6 @@
 //! several issuers), the per-user request limit, CORS, the request id on every answer and
 //! log line, and the audit events.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -11,8 +10,6 @@ use stsgate::config::{Config, IssuerConfig};
 use stsgate::metrics::Metrics;
 use stsgate::secret::Secret;
 use time::OffsetDateTime;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::fakes::jwks::{self, FakeJwks, Mode};
 use crate::helpers::*;
@@ -152,10 +149,7 @@ async fn jwks_server_down_gives_401_and_recovers() {
     s.stop().await;
 
     // Nothing listening at all.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/jwks.json", l.local_addr().unwrap())
-    };
+    let closed = format!("http://{}/jwks.json", free_addr());
     let s = start_with_clock(db.clone(), jwks_config(&db, &closed), ManualClock::new()).await;
     assert_eq!(auth_code(&s, &token).await, REFUSED);
     s.stop().await;
@@ -380,67 +374,6 @@ fn preflight_on(s: &Server, origin: &str) -> reqwest::RequestBuilder {
         .header("access-control-request-method", "GET")
 }
 
-/// Log lines written by the subscriber, shared with the test.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-impl Capture {
-    /// Every line, parsed as JSON.
-    fn lines(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
-
-/// Runs `body` on one thread with JSON logs as production writes them
-/// (`STSGATE_LOG_FORMAT=json`: flattened events with the current span) at `level`.
-fn with_json_logs<F: std::future::Future<Output = ()>>(
-    level: tracing::Level,
-    body: impl FnOnce() -> F,
-) -> Capture {
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_writer(logs.clone()),
-        );
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // One thread: every task (server, fakes, client) logs to this thread's subscriber.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(body());
-    drop(rt);
-    logs
-}
-
 /// The request id a log line belongs to: its own field, else its request span's.
 fn line_request_id(line: &Value) -> Option<&str> {
     line["request_id"]
@@ -451,7 +384,7 @@ fn line_request_id(line: &Value) -> Option<&str> {
 #[test]
 fn request_id_is_on_every_answer_and_every_log_line_of_the_request() {
     let mut answers = Vec::new();
-    let logs = with_json_logs(tracing::Level::DEBUG, || async {
+    let logs = capture_json_logs(tracing::Level::DEBUG, async {
         let db = Arc::new(sqlite().await);
         let (_fake, url) = fake_lke().await;
         let mut c = base_config(&db);
@@ -548,7 +481,7 @@ fn request_id_is_on_every_answer_and_every_log_line_of_the_request() {
 fn audit_events_for_issuance_and_callback_hold_no_secret() {
     let mut secrets: Vec<String> = vec![JWT_SECRET.into(), TC_SECRET_KEY.into()];
     let mut answer = Value::Null;
-    let logs = with_json_logs(tracing::Level::INFO, || async {
+    let logs = capture_json_logs(tracing::Level::INFO, async {
         let db = Arc::new(sqlite().await);
         let (fake, url) = fake_lke().await;
         let mut c = base_config(&db);

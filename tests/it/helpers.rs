@@ -238,6 +238,19 @@ impl Server {
     }
 }
 
+/// An address on 127.0.0.1 that nothing listens on (a port the OS just handed out and
+/// took back), as `127.0.0.1:port`.
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// An HS256 token for `sub` signed with `secret`, issued at `iat` (unix seconds) and living
+/// 60 s, with no issuer, audience or extra claims.
+pub fn mint_jwt(secret: &str, sub: &str, iat: i64) -> String {
+    stsgate::auth::jwt::mint_hs256(secret, sub, iat, 60, "", "", &Default::default()).unwrap()
+}
+
 /// The value of a metric line `name{labels} value` (0 when absent).
 pub fn metric(text: &str, name_and_labels: &str) -> f64 {
     text.lines()
@@ -276,4 +289,119 @@ macro_rules! on_both_databases {
             }
         }
     };
+}
+
+/// Log output written by a subscriber, shared with the test.
+#[derive(Clone, Default)]
+pub struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    /// Everything captured, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+
+    /// Every line, parsed as JSON (panics on a line that is not).
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+/// Runs `fut` on one thread with `subscriber` as the thread's default, so every task
+/// (server, fakes, client) logs to it; the runtime is dropped before the subscriber.
+fn run_with_subscriber<S, F>(subscriber: S, fut: F)
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(fut);
+    drop(rt);
+}
+
+/// Runs `fut` on one thread with everything captured at `trace` level (`log` records
+/// included), as human lines without ANSI and as JSON lines; returns the text.
+pub fn capture_trace_logs<F: std::future::Future<Output = ()>>(fut: F) -> String {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let logs = Capture::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(logs.clone()),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(logs.clone()),
+        );
+    let _ = tracing_log::LogTracer::init();
+    run_with_subscriber(subscriber, fut);
+    logs.text()
+}
+
+/// Asserts what the [`capture_trace_logs`] text of a run that issued credentials must
+/// show: the capture worked, TRACE level was on, and none of `secrets` nor `markers` is in it.
+pub fn assert_no_secret_in_logs(text: &str, secrets: &[String], markers: &[&str]) {
+    assert!(
+        text.contains("issued upload credentials"),
+        "logs were captured"
+    );
+    assert!(text.contains("TRACE"), "trace level was on");
+    for s in secrets {
+        assert!(
+            !text.contains(s.as_str()),
+            "a secret reached the logs: {}…",
+            &s[..6]
+        );
+    }
+    for marker in markers {
+        assert!(!text.contains(marker), "{marker} reached the logs");
+    }
+}
+
+/// Runs `fut` on one thread with JSON logs as production writes them
+/// (`STSGATE_LOG_FORMAT=json`: flattened events with the current span) at `level`.
+pub fn capture_json_logs<F: std::future::Future<Output = ()>>(
+    level: tracing::Level,
+    fut: F,
+) -> Capture {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let logs = Capture::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::from_level(level))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_writer(logs.clone()),
+        );
+    run_with_subscriber(subscriber, fut);
+    logs
 }

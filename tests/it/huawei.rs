@@ -306,3 +306,70 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
     assert_eq!(refused["error_code"], "APIGW.0301");
     assert_eq!(fake.script.rejected(), 1);
 }
+
+/// No Huawei key, temporary secret, token, JWT or SDK-HMAC-SHA256 `Authorization` reaches a
+/// log line at `trace` level, through a success with its callback and every failure mode.
+#[test]
+fn no_huawei_secret_in_trace_logs() {
+    let wrong = "wrong-huawei-secret-for-leak-test";
+    let mut secrets: Vec<String> =
+        vec![HW_SK.into(), HW_AK.into(), wrong.into(), JWT_SECRET.into()];
+    let (mut issued, mut calls) = (0, 0);
+    let text = capture_trace_logs(async {
+        let db = Arc::new(sqlite().await);
+        let (s, fake) = huawei_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
+        let modes = vec![
+            Mode::Error(401, "APIGW.0301".into()),
+            Mode::Error(400, "IAM.0011".into()),
+            Mode::Error(429, "APIGW.0308".into()),
+            Mode::AltError(403, "Forbidden".into()),
+            Mode::AltError(503, "Service Unavailable".into()),
+            Mode::Http500,
+            Mode::Malformed,
+            Mode::Hang,
+            Mode::ShortLived(10),
+        ];
+        let retried = Mode::ErrorTimes(429, "APIGW.0308".into(), 1);
+        let jwt = drive_through_every_mode(&s, Q_PNG, 2, &fake.script, modes, retried).await;
+        s.stop().await;
+        // A wrong configured secret: the fake refuses the signature.
+        let (s2, fake2) = huawei_server(db, |c| {
+            c.providers.huawei.secret_access_key = Secret::new(wrong);
+        })
+        .await;
+        let a = s2
+            .get(&format!("/upload/sts/info?{Q_PNG}"), Some(&jwt))
+            .await;
+        assert_eq!(a.code(), 50201, "{}", a.text);
+        s2.stop().await;
+        secrets.push(jwt);
+        for cred in fake.script.issued() {
+            issued += 1;
+            secrets.push(cred.secret);
+            secrets.push(cred.token);
+        }
+        let (auths, n) = signed_calls(&[&fake.script, &fake2.script]);
+        calls = n;
+        for auth in auths {
+            let (_, _, signature) =
+                huawei_iam::parse_authorization(&auth).expect("SDK-HMAC-SHA256");
+            secrets.push(signature.to_string());
+            secrets.push(auth);
+        }
+    });
+    assert_eq!(
+        issued, 3,
+        "the success, the retried call, the short-lived one"
+    );
+    assert!(
+        calls >= 13,
+        "a call per mode, two retried, the success, the wrong secret"
+    );
+    let markers = [
+        "Signature=",
+        "SDK-HMAC-SHA256",
+        "authorization: ",
+        "Bearer ",
+    ];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
+}

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::fakes::ksyun_sts::{self, FakeKsyunSts, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
+use crate::sts_common::assert_form_answer_fields;
 
 /// KSyun long-term keys the fake expects.
 const AK: &str = "AKLTitKSYUNaccessKEY0001";
@@ -77,26 +78,8 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
         (Some(0), Some(""))
     );
     let d = &a.body["data"];
-    let keys: HashSet<&str> = d.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    let want: HashSet<&str> = [
-        "accessKeyId",
-        "secretAccessKey",
-        "securityToken",
-        "bucket",
-        "endpoint",
-        "region",
-        "relativePath",
-        "expiration",
-        "serverTime",
-        "objectId",
-        "callbackInfo",
-        "signature",
-        "policy",
-        "form",
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(keys, want, "PRODUCT §1.3 fields; KSyun gives no startTime");
+    // PRODUCT §1.3 fields; KSyun gives no startTime.
+    assert_form_answer_fields(d, false, true);
 
     // The credentials are exactly what STS issued, expiration included.
     let issued = fake.issued();
@@ -358,9 +341,7 @@ async fn wrong_secret_is_refused_by_the_fake() {
 async fn unreachable_sts_is_503() {
     let db = Arc::new(sqlite().await);
     let mut c = base_config(&db);
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
+    let dead = format!("http://{}", free_addr());
     enable_ksyun(&mut c, &dead);
     c.server.request_timeout_ms = 800;
     let s = Server::start(db, c).await;
@@ -507,54 +488,14 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
     assert_eq!(fake.issued().len(), 1);
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 /// No KSyun key, temporary secret, token or SigV4 `Authorization` reaches a log line at
 /// `trace` level, through a success and every failure mode (aws-sigv4 itself traces the
 /// signing identity; the shared signer runs it with no subscriber).
 #[test]
 fn no_ksyun_secret_in_trace_logs() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(logs.clone()),
-        );
-    let _ = tracing_log::LogTracer::init();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let wrong = "wrong-ksyun-secret-for-leak-test";
     let mut secrets: Vec<String> = vec![SK.into(), AK.into(), wrong.into()];
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let (s, fake) = ksyun_server(db.clone(), |c| c.server.request_timeout_ms = 1200).await;
         let ok = s.sts("alice", Q_PNG).await;
@@ -582,27 +523,12 @@ fn no_ksyun_secret_in_trace_logs() {
             secrets.push(cred.security_token);
         }
     });
-    drop(rt);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
-    assert!(
-        text.contains("issued upload credentials"),
-        "logs were captured"
-    );
-    assert!(text.contains("TRACE"), "trace level was on");
     assert!(secrets.len() >= 5);
-    for s in &secrets {
-        assert!(
-            !text.contains(s.as_str()),
-            "a secret reached the logs: {}…",
-            &s[..6]
-        );
-    }
-    for marker in [
+    let markers = [
         "Signature=",
         "AWS4-HMAC-SHA256",
         "authorization: ",
         "Bearer ",
-    ] {
-        assert!(!text.contains(marker), "{marker} reached the logs");
-    }
+    ];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
 }

@@ -4,7 +4,7 @@
 //! and the `Qiniu` form.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 use crate::on_both_databases;
+use crate::sts_common::assert_form_answer_fields;
 
 const QN_AK: &str = "AKqiniuITaccess0123456789";
 const QN_SK: &str = "SKqiniuITsecret/+=0123456789abcdef";
@@ -148,26 +149,8 @@ async fn token_then_signed_callbacks_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_PNG).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    let keys: HashSet<&str> = d.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-    let want: HashSet<&str> = [
-        "accessKeyId",
-        "secretAccessKey",
-        "securityToken",
-        "bucket",
-        "endpoint",
-        "region",
-        "relativePath",
-        "expiration",
-        "serverTime",
-        "objectId",
-        "callbackInfo",
-        "signature",
-        "policy",
-        "form",
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(keys, want, "no startTime: an upload token has none");
+    // no startTime: an upload token has none.
+    assert_form_answer_fields(d, false, true);
     assert!(!a.text.contains(QN_SK), "the secret key never leaves");
     assert_eq!(d["accessKeyId"], QN_AK);
     assert_eq!(d["secretAccessKey"], "");
@@ -496,46 +479,12 @@ fn partial_section_and_short_lifetime_stop_the_start() {
     });
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 // The secret key, the upload tokens, the JWT and the callback signatures never reach a log
 // line, at trace level, through success, refusal and mismatch.
 #[test]
 fn no_secret_in_trace_logs() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        );
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut secrets: Vec<String> = vec![QN_SK.into(), JWT_SECRET.into()];
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let s = qiniu_server(db, |_| {}).await;
         secrets.push(s.token("alice"));
@@ -556,7 +505,6 @@ fn no_secret_in_trace_logs() {
         }
         s.stop().await;
     });
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
         text.contains("upload recorded"),
         "the capture saw the server's logs"

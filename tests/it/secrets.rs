@@ -1,63 +1,19 @@
 //! No secret reaches a log line: logs are captured at `trace` level (human and JSON
 //! formats, `log` records included) through a success, a callback and every failure mode.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt as _;
+use std::sync::Arc;
 
 use crate::fakes::lke::Mode;
 use crate::helpers::*;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 #[test]
 fn no_secret_in_trace_logs_through_every_failure_mode() {
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(logs.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(logs.clone()),
-        );
-    let _ = tracing_log::LogTracer::init();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // One thread: every task (server, fake, client) logs to this thread's subscriber.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut secrets: Vec<String> = vec![
         JWT_SECRET.into(),
         TC_SECRET_KEY.into(),
         "wrong-secret-key-for-leak-test".into(),
     ];
-    rt.block_on(async {
+    let text = capture_trace_logs(async {
         let db = Arc::new(sqlite().await);
         let (fake, url) = fake_lke().await;
         let mut c = base_config(&db);
@@ -104,16 +60,7 @@ fn no_secret_in_trace_logs_through_every_failure_mode() {
         }
         fake.set_mode(Mode::Ok);
         // Authentication failures with real-looking tokens.
-        let forged = stsgate::auth::jwt::mint_hs256(
-            "attacker-secret-0000000000000000",
-            "alice",
-            2_000_000_000,
-            60,
-            "",
-            "",
-            &Default::default(),
-        )
-        .unwrap();
+        let forged = mint_jwt("attacker-secret-0000000000000000", "alice", 2_000_000_000);
         secrets.push(forged.clone());
         assert_eq!(
             s.get(&format!("/upload/sts/info?{q}"), Some(&forged))
@@ -121,16 +68,7 @@ fn no_secret_in_trace_logs_through_every_failure_mode() {
                 .code(),
             40102
         );
-        let expired = stsgate::auth::jwt::mint_hs256(
-            JWT_SECRET,
-            "alice",
-            1_000_000,
-            60,
-            "",
-            "",
-            &Default::default(),
-        )
-        .unwrap();
+        let expired = mint_jwt(JWT_SECRET, "alice", 1_000_000);
         secrets.push(expired.clone());
         assert_eq!(
             s.get(&format!("/upload/sts/info?{q}"), Some(&expired))
@@ -160,31 +98,16 @@ fn no_secret_in_trace_logs_through_every_failure_mode() {
             secrets.push(cred.token);
         }
     });
-    drop(rt);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
-    assert!(
-        text.contains("issued upload credentials"),
-        "logs were captured"
-    );
-    assert!(text.contains("TRACE"), "trace level was on");
     assert!(
         text.contains("\"request_id\""),
         "JSON lines carry the request id"
     );
     assert!(secrets.len() > 8);
-    for s in &secrets {
-        assert!(
-            !text.contains(s.as_str()),
-            "a secret reached the logs: {}…",
-            &s[..6]
-        );
-    }
-    for marker in [
+    let markers = [
         "Signature=",
         "TC3-HMAC-SHA256",
         "Bearer ",
         "authorization: ",
-    ] {
-        assert!(!text.contains(marker), "{marker} reached the logs");
-    }
+    ];
+    assert_no_secret_in_logs(&text, &secrets, &markers);
 }

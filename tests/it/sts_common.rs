@@ -118,8 +118,9 @@ pub async fn jwt_callback_round_trip(s: &Server, sub: &str, data: &Value, resour
     assert_eq!(again.status, 200);
 }
 
-/// One failure mode of a fake and what stsgate must answer.
-pub type Case = (Mode, u16, i64, Option<&'static str>);
+/// One failure mode of a fake (its own `Mode` type) and what stsgate must answer: HTTP
+/// status, envelope code, and a text `enMsg` must contain.
+pub type Case<M = Mode> = (M, u16, i64, Option<&'static str>);
 
 /// The failure modes every fake has besides its cloud's error codes: HTTP 500 with HTML,
 /// truncated JSON, no answer, and credentials that live shorter than `min_remaining_secs`.
@@ -154,12 +155,12 @@ pub async fn assert_retried_once<T: Clone>(
 
 /// Runs every case as a fresh request: status, code, envelope, `Retry-After` on 503, and
 /// the allocated ledger row (ids count up from `first_id`) ends `failed` without a key.
-pub async fn assert_failure_cases(
+pub async fn assert_failure_cases<M: Clone + std::fmt::Debug>(
     s: &Server,
     query: &str,
     first_id: i64,
-    set_mode: impl Fn(Mode),
-    cases: Vec<Case>,
+    set_mode: impl Fn(M),
+    cases: Vec<Case<M>>,
 ) {
     for (id, (mode, status, code, en)) in (first_id..).zip(cases) {
         set_mode(mode.clone());
@@ -178,4 +179,44 @@ pub async fn assert_failure_cases(
         assert_eq!(row.status, "failed", "{mode:?}: object {id}");
         assert!(row.object_key.is_none());
     }
+}
+
+/// Drives a server through what a leak test must log: as `sub`, an issuance for `query`
+/// and its JWT callback, then one request in each of `modes` (each must answer a 5xx),
+/// then one through `retried`, a retryable refusal before credentials (must answer 200).
+/// Returns the JWT every request carried.
+pub async fn drive_through_every_mode<T: Clone>(
+    s: &Server,
+    query: &str,
+    resource_type: u8,
+    script: &Script<T>,
+    modes: Vec<Mode>,
+    retried: Mode,
+) -> String {
+    let token = s.token("alice");
+    let path = format!("/upload/sts/info?{query}");
+    let ok = s.get(&path, Some(&token)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let id = ok.body["data"]["objectId"].as_i64().unwrap();
+    let body = format!("objectId={id}&resourceType={resource_type}&size=3");
+    let cb = s.callback_form(Some(&token), &body).await;
+    assert_eq!(cb.status, 200, "{}", cb.text);
+    for mode in modes {
+        script.set_mode(mode.clone());
+        let a = s.get(&path, Some(&token)).await;
+        assert!(a.status >= 500, "{mode:?}: {}", a.text);
+    }
+    script.set_mode(retried);
+    let a = s.get(&path, Some(&token)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    token
+}
+
+/// The `Authorization` values of every call the fakes received (asserting each call had
+/// one), and the number of calls.
+pub fn signed_calls<T: Clone>(scripts: &[&Script<T>]) -> (Vec<String>, usize) {
+    let auths: Vec<String> = scripts.iter().flat_map(|s| s.authorizations()).collect();
+    let calls = scripts.iter().map(|s| s.calls()).sum();
+    assert_eq!(auths.len(), calls, "every call was signed");
+    (auths, calls)
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::fakes::lke::{self, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
+use crate::sts_common::{assert_failure_cases, Case};
 
 const Q_PDF: &str = "type=1&extension=pdf&isNeedCallback=1&uploadModule=directorytemp";
 
@@ -259,7 +260,7 @@ async fn burst_body(db: Arc<Db>) {
 async fn failure_modes_map_to_documented_codes() {
     let db = Arc::new(sqlite().await);
     let (s, fake) = tencent_server(db, |c| c.server.request_timeout_ms = 1500).await;
-    let cases: Vec<(Mode, u16, i64, Option<&str>)> = vec![
+    let cases: Vec<Case<Mode>> = vec![
         (
             Mode::Error("AuthFailure.SignatureFailure".into()),
             502,
@@ -297,31 +298,8 @@ async fn failure_modes_map_to_documented_codes() {
         ),
         (Mode::NoUploadPath, 502, 50201, Some("UploadPath")),
     ];
-    let mut failed_ids = Vec::new();
-    for (mode, status, code, en) in cases {
-        fake.set_mode(mode.clone());
-        let a = s.sts("alice", Q_PDF).await;
-        assert_eq!((a.status, a.code()), (status, code), "{mode:?}: {}", a.text);
-        assert!(a.body["data"].is_null());
-        assert!(a.body["msg"].as_str().is_some_and(|m| !m.is_empty()));
-        if let Some(en) = en {
-            assert!(
-                a.body["enMsg"].as_str().unwrap().contains(en),
-                "{mode:?}: {}",
-                a.text
-            );
-        }
-        if status == 503 {
-            assert!(a.headers.contains_key("retry-after"), "{mode:?}");
-        }
-        failed_ids.push(failed_ids.len() as i64 + 1);
-    }
-    // Every request above allocated a row that is now `failed`.
-    for id in failed_ids {
-        let row = s.state.store.get_object(id).await.unwrap().unwrap();
-        assert_eq!(row.status, "failed", "object {id}");
-        assert!(row.object_key.is_none());
-    }
+    // Every request allocates a row that ends `failed`.
+    assert_failure_cases(&s, Q_PDF, 1, |m| fake.set_mode(m), cases).await;
     // One transient InternalError is retried and succeeds.
     fake.set_mode(Mode::ErrorTimes("InternalError".into(), 1));
     let a = s.sts("alice", Q_PDF).await;
@@ -334,9 +312,7 @@ async fn unreachable_cloud_is_503() {
     let db = Arc::new(sqlite().await);
     let mut c = base_config(&db);
     // A port nothing listens on.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
+    let dead = format!("http://{}", free_addr());
     enable_tencent(&mut c, &dead);
     c.server.request_timeout_ms = 800;
     let s = Server::start(db, c).await;

@@ -13,7 +13,6 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +26,8 @@ use axum::Router;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
+
+use super::upstream::{self, now_unix, rfc3986, utc};
 
 /// The TEST-ONLY key pair standing in for OSS's callback key (the private half of the
 /// vectors' `public_key_pem`).
@@ -156,15 +157,13 @@ impl FakeAliyunSts {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let app = Router::new()
-            .route("/", any(handle))
-            .with_state(self.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        format!("http://{addr}")
+        upstream::serve(
+            addr,
+            Router::new()
+                .route("/", any(handle))
+                .with_state(self.clone()),
+        )
+        .await
     }
 }
 
@@ -172,26 +171,12 @@ impl FakeAliyunSts {
 
 /// RFC 3986 percent-encoding over UTF-8 bytes, upper-case hex.
 pub fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    rfc3986(s.as_bytes())
 }
 
 /// The signature STS expects for `params` (Signature excluded) sent with `method`.
 pub fn expected_signature(method: &str, secret: &str, params: &BTreeMap<String, String>) -> String {
-    let canonical = params
-        .iter()
-        .filter(|(k, _)| k.as_str() != "Signature")
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let to_sign = format!("{method}&{}&{}", pct("/"), pct(&canonical));
+    let to_sign = string_to_sign(method, params);
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{secret}&").as_bytes()).unwrap();
     mac.update(to_sign.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
@@ -205,23 +190,6 @@ fn string_to_sign(method: &str, params: &BTreeMap<String, String>) -> String {
         .collect::<Vec<_>>()
         .join("&");
     format!("{method}&{}&{}", pct("/"), pct(&canonical))
-}
-
-fn iso(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// An STS error envelope.
@@ -470,7 +438,7 @@ async fn handle(
         access_key_id: format!("STS.NUfake{n:08}"),
         access_key_secret: format!("FAKEtmpSecret{n:08}{}", uuid::Uuid::new_v4().simple()),
         security_token: format!("CAISfakeToken{n:08}+/={}", uuid::Uuid::new_v4().simple()),
-        expiration: iso(now_unix() + ttl),
+        expiration: utc(now_unix() + ttl, "Z"),
     };
     fake.issued.lock().unwrap().push(cred.clone());
     let body = json!({
@@ -541,13 +509,11 @@ impl KeyServer {
 
     /// Serves on `addr`; returns the base URL (no trailing `/`).
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let app = Router::new().fallback(serve_key).with_state(self.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        format!("http://{addr}")
+        upstream::serve(
+            addr,
+            Router::new().fallback(serve_key).with_state(self.clone()),
+        )
+        .await
     }
 }
 

@@ -15,9 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use super::upstream::{self, rfc3986, unescape, FormRules, Script, Step};
 
@@ -95,9 +93,7 @@ const BOS_FORM: FormRules = FormRules {
 // ---- the fake's own bce-auth-v1 (independent of stsgate's sign.rs) ----
 
 fn hmac_hex(key: &[u8], msg: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    mac.update(msg.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(upstream::hmac_sha256(key, msg))
 }
 
 /// The signature BCE expects: `prefix` is `bce-auth-v1/{ak}/{timestamp}/{expiration}`,
@@ -240,7 +236,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    fake.script.arrive();
+    fake.script.arrive(&headers);
     let list: Vec<(String, String)> = headers
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))

@@ -281,7 +281,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    fake.script.arrive();
+    fake.script.arrive(&headers);
     let list: Vec<(String, String)> = headers
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))

@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,15 +47,11 @@ impl FakeJwks {
 
     /// Serves on 127.0.0.1:0; returns the JWKS URL.
     pub async fn start(self: &Arc<Self>) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/.well-known/jwks.json", get(handle))
             .with_state(self.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        format!("http://{addr}/.well-known/jwks.json")
+        let base = super::upstream::serve("127.0.0.1:0", app).await;
+        format!("{base}/.well-known/jwks.json")
     }
 
     /// Replaces the published key set.

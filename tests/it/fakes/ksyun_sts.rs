@@ -12,10 +12,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,10 +22,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hmac::{Hmac, Mac};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use super::upstream::{self, hmac_sha256, now_unix, utc};
 
 /// How the fake answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,36 +135,14 @@ impl FakeKsyunSts {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let app = Router::new()
-            .route("/", get(handle).post(handle))
-            .with_state(self.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        format!("http://{addr}")
+        upstream::serve(
+            addr,
+            Router::new()
+                .route("/", get(handle).post(handle))
+                .with_state(self.clone()),
+        )
+        .await
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn rfc3339(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 /// KSyun's error envelope.
@@ -182,20 +160,12 @@ fn error(status: u16, code: &str, message: &str) -> Response {
 
 // ---- the fake's own SigV4 (independent of stsgate's signer and of aws-sigv4) ----
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// RFC 3986 unreserved characters stay; everything else `%XX` (upper-case).
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-
-fn hmac256(key: &[u8], msg: &str) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap();
-    m.update(msg.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -256,15 +226,15 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> S
 
 /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+SK, date), region), service), "aws4_request")`.
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
-    let k = hmac256(format!("AWS4{secret}").as_bytes(), date);
-    let k = hmac256(&k, region);
-    let k = hmac256(&k, service);
-    hmac256(&k, "aws4_request")
+    let k = hmac_sha256(format!("AWS4{secret}").as_bytes(), date);
+    let k = hmac_sha256(&k, region);
+    let k = hmac_sha256(&k, service);
+    hmac_sha256(&k, "aws4_request")
 }
 
 /// `signature = hex(HMAC-SHA256(kSigning, StringToSign))`.
 pub fn signature(key: &[u8], string_to_sign: &str) -> String {
-    hex::encode(hmac256(key, string_to_sign))
+    hex::encode(hmac_sha256(key, string_to_sign))
 }
 
 /// Checks a request's SigV4 `Authorization`; `Err` is (HTTP status, KSyun-style code).
@@ -495,7 +465,7 @@ async fn handle(
         access_key_id: format!("AKTPfake{n:08}"),
         secret_access_key: format!("FAKEtmpSK{n:08}{}", uuid::Uuid::new_v4().simple()),
         security_token: format!("FAKEtoken{n:08}{}", uuid::Uuid::new_v4().simple()),
-        expiration: rfc3339(now_unix() + ttl),
+        expiration: utc(now_unix() + ttl, "Z"),
     };
     fake.issued.lock().unwrap().push(cred.clone());
     let account = fake

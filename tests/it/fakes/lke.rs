@@ -7,10 +7,9 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,9 +17,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use super::upstream::{self, hmac_sha256, now_unix};
 
 /// How the fake answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,23 +132,14 @@ impl FakeLke {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        let app = Router::new()
-            .route("/", post(handle))
-            .with_state(self.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        format!("http://{addr}")
+        upstream::serve(
+            addr,
+            Router::new()
+                .route("/", post(handle))
+                .with_state(self.clone()),
+        )
+        .await
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 fn error(code: &str, message: &str) -> Response {
@@ -160,14 +151,6 @@ fn error(code: &str, message: &str) -> Response {
 }
 
 // ---- the fake's own TC3 implementation (independent of stsgate's sign.rs) ----
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac256(key: &[u8], msg: &str) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap();
-    m.update(msg.as_bytes());
-    m.finalize().into_bytes().to_vec()
-}
 
 fn utc_date(ts: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(ts).unwrap();
@@ -195,10 +178,10 @@ pub fn expected_signature(
         "TC3-HMAC-SHA256\n{ts}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
-    let k = hmac256(format!("TC3{secret_key}").as_bytes(), &date);
-    let k = hmac256(&k, service);
-    let k = hmac256(&k, "tc3_request");
-    hex::encode(hmac256(&k, &sts))
+    let k = hmac_sha256(format!("TC3{secret_key}").as_bytes(), &date);
+    let k = hmac_sha256(&k, service);
+    let k = hmac_sha256(&k, "tc3_request");
+    hex::encode(hmac_sha256(&k, &sts))
 }
 
 /// Checks the Authorization header; `Err` is the LKE error code to answer.

@@ -14,10 +14,9 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -26,9 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::upstream::{self, hmac_sha256, now_unix, utc};
 
 /// How STS answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,38 +169,13 @@ impl FakeSts {
 
     /// Serves on 127.0.0.1 (an ephemeral port); returns the base URL.
     pub async fn start(self: &Arc<Self>) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/", post(sts))
             .route("/{bucket}", post(s3_post))
             .route("/{bucket}/", post(s3_post))
             .with_state(self.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
-        });
-        format!("http://{addr}")
+        upstream::serve("127.0.0.1:0", app).await
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn iso(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 fn xml_escape(s: &str) -> String {
@@ -242,20 +217,12 @@ fn s3_error(fake: &FakeSts, status: u16, code: &str, message: &str) -> Response 
 
 // ---- the fake's own SigV4 (independent of aws-sigv4 and stsgate's sign.rs) ----
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap();
-    m.update(msg);
-    m.finalize().into_bytes().to_vec()
-}
-
 /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")`.
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
-    let k = hmac256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k = hmac256(&k, region.as_bytes());
-    let k = hmac256(&k, service.as_bytes());
-    hmac256(&k, b"aws4_request")
+    let k = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k = hmac_sha256(&k, region.as_bytes());
+    let k = hmac_sha256(&k, service.as_bytes());
+    hmac_sha256(&k, b"aws4_request")
 }
 
 /// Header value as SigV4 canonicalises it: trimmed, inner whitespace runs folded to one space.
@@ -295,7 +262,7 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical: &str) -> String {
 
 /// `hex(HMAC(kSigning, string_to_sign))`.
 pub fn signature(secret: &str, date: &str, region: &str, service: &str, sts: &str) -> String {
-    hex::encode(hmac256(
+    hex::encode(hmac_sha256(
         &signing_key(secret, date, region, service),
         sts.as_bytes(),
     ))
@@ -303,7 +270,7 @@ pub fn signature(secret: &str, date: &str, region: &str, service: &str, sts: &st
 
 /// The S3 POST signature: `hex(HMAC(kSigning(secret, date, region, "s3"), policy_b64))`.
 pub fn post_signature(secret: &str, date: &str, region: &str, policy_b64: &str) -> String {
-    hex::encode(hmac256(
+    hex::encode(hmac_sha256(
         &signing_key(secret, date, region, "s3"),
         policy_b64.as_bytes(),
     ))
@@ -498,9 +465,9 @@ async fn sts(State(fake): State<Arc<FakeSts>>, headers: HeaderMap, body: Bytes) 
     };
     let expiration = now_unix() + ttl;
     let expiration_text = if mode == Mode::FractionalExpiration {
-        iso(expiration).replace('Z', ".987Z")
+        utc(expiration, ".987Z")
     } else {
-        iso(expiration)
+        utc(expiration, "Z")
     };
     let cred = IssuedCred {
         access_key_id: format!("ASIAFAKE{n:012}"),

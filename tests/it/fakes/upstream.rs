@@ -9,10 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::HeaderMap;
 use axum::routing::MethodRouter;
 use axum::Router;
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 
 /// How a fake answers its next calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,7 @@ pub enum Mode {
 pub struct Script<T> {
     mode: Mutex<Mode>,
     calls: Mutex<Vec<Instant>>,
+    authorizations: Mutex<Vec<String>>,
     rejected: AtomicU64,
     serial: AtomicU64,
     issued: Mutex<Vec<T>>,
@@ -52,6 +56,7 @@ impl<T> Default for Script<T> {
         Script {
             mode: Mutex::new(Mode::Ok),
             calls: Mutex::new(Vec::new()),
+            authorizations: Mutex::new(Vec::new()),
             rejected: AtomicU64::new(0),
             serial: AtomicU64::new(0),
             issued: Mutex::new(Vec::new()),
@@ -84,9 +89,18 @@ impl<T: Clone> Script<T> {
         self.issued.lock().unwrap().clone()
     }
 
-    /// Records a call's arrival.
-    pub fn arrive(&self) {
+    /// Records a call's arrival and its `Authorization` header, if any.
+    pub fn arrive(&self, headers: &HeaderMap) {
         self.calls.lock().unwrap().push(Instant::now());
+        if let Some(v) = headers.get("authorization") {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            self.authorizations.lock().unwrap().push(v);
+        }
+    }
+
+    /// The `Authorization` values of every call received, in order.
+    pub fn authorizations(&self) -> Vec<String> {
+        self.authorizations.lock().unwrap().clone()
     }
 
     /// Counts a call refused for its signature or headers.
@@ -157,6 +171,16 @@ impl<T: Clone> Script<T> {
     }
 }
 
+/// Serves `app` on `addr` (e.g. `127.0.0.1:0`) in a spawned task; returns the base URL.
+pub async fn serve(addr: &str, app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    format!("http://{addr}")
+}
+
 /// Serves one route on `addr` (e.g. `127.0.0.1:0`); returns the base URL.
 pub async fn serve_one<S: Clone + Send + Sync + 'static>(
     addr: &str,
@@ -164,13 +188,14 @@ pub async fn serve_one<S: Clone + Send + Sync + 'static>(
     route: MethodRouter<S>,
     state: S,
 ) -> String {
-    let app: Router = Router::new().route(path, route).with_state(state);
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.ok();
-    });
-    format!("http://{addr}")
+    serve(addr, Router::new().route(path, route).with_state(state)).await
+}
+
+/// `HMAC-SHA256(key, msg)`, the raw bytes.
+pub fn hmac_sha256(key: &[u8], msg: impl AsRef<[u8]>) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    m.update(msg.as_ref());
+    m.finalize().into_bytes().to_vec()
 }
 
 /// Unix seconds now.
