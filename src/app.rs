@@ -16,6 +16,7 @@ use crate::providers::ksyun::KsyunProvider;
 use crate::providers::qiniu::QiniuProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
+use crate::shared::Shared;
 use crate::store::{self, ObjectStore};
 use crate::upload::idempotency::IdemCache;
 
@@ -37,6 +38,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Idempotent answers.
     pub idem: IdemCache,
+    /// The Redis connection replicas share; `None` when `[redis] url` is empty.
+    pub shared: Option<Shared>,
 }
 
 impl std::fmt::Debug for App {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("config", &self.config)
             .field("providers", &self.providers)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +68,7 @@ pub fn build_registry(
     config: &Config,
     clock: Arc<dyn Clock>,
     metrics: &Metrics,
+    shared: Option<&Shared>,
 ) -> Result<Registry, String> {
     let enabled = config.validate().map_err(|e| e.to_string())?;
     let mut reg = Registry::default();
@@ -73,6 +78,7 @@ pub fn build_registry(
             config.upload.min_remaining_secs,
             clock.clone(),
             metrics.clone(),
+            shared,
         )?));
     }
     // One block per cloud.
@@ -82,6 +88,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
+            shared,
         )?));
     }
     if enabled.aliyun {
@@ -90,6 +97,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
+            shared,
         )?));
     }
     if enabled.qiniu {
@@ -105,6 +113,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
+            shared,
         )?));
     }
     if enabled.ksyun {
@@ -113,6 +122,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
+            shared,
         )?));
     }
     if enabled.baidu {
@@ -121,6 +131,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
+            shared,
         )?));
     }
     Ok(reg)
@@ -168,7 +179,8 @@ pub async fn build_with(
         .await
         .map_err(|e| format!("migrations: {e}"))?;
     let verifier = Verifier::new(&config.auth.all_issuers(), hs256_fallback.as_deref())?;
-    let providers = build_registry(&config, clock.clone(), &metrics)?;
+    let shared = Shared::connect(&config.redis, metrics.clone()).await?;
+    let providers = build_registry(&config, clock.clone(), &metrics, shared.as_ref())?;
     let limiter = UserLimiter::new(config.server.per_user_rps);
     Ok(AppState(Arc::new(App {
         config,
@@ -178,6 +190,7 @@ pub async fn build_with(
         limiter,
         metrics,
         clock,
-        idem: IdemCache::new(),
+        idem: IdemCache::new(shared.clone()),
+        shared,
     })))
 }

@@ -107,18 +107,45 @@ impl Serialize for DatabaseConfig {
     }
 }
 
-/// `[redis]`
-#[derive(Clone, Default, Deserialize)]
+/// `[redis]`: state shared by replicas (see [`crate::shared`]).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// Empty: single instance, nothing shared.
+    /// Empty: single instance, nothing shared. May hold a password: never shown.
     pub url: String,
+    /// First segment of every key (`{key_prefix}:budget:tencent`, ...).
+    pub key_prefix: String,
+    /// Timeout of one connection attempt.
+    pub connect_timeout_ms: u64,
+    /// Timeout of one Redis command; past it the replica uses its local fallback.
+    pub command_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            key_prefix: "stsgate".into(),
+            connect_timeout_ms: 500,
+            command_timeout_ms: 250,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// Whether Redis is configured.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
 }
 
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("command_timeout_ms", &self.command_timeout_ms)
             .finish()
     }
 }
@@ -126,8 +153,11 @@ impl std::fmt::Debug for RedisConfig {
 impl Serialize for RedisConfig {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("RedisConfig", 1)?;
+        let mut st = s.serialize_struct("RedisConfig", 4)?;
         st.serialize_field("url", &redact_url(&self.url))?;
+        st.serialize_field("key_prefix", &self.key_prefix)?;
+        st.serialize_field("connect_timeout_ms", &self.connect_timeout_ms)?;
+        st.serialize_field("command_timeout_ms", &self.command_timeout_ms)?;
         st.end()
     }
 }
@@ -484,9 +514,7 @@ impl Config {
                 "database.url must start with sqlite: or postgres://".into()
             ));
         }
-        if !self.redis.url.is_empty() && !self.redis.url.starts_with("redis") {
-            return Err(err("redis.url must be a redis:// URL or empty".into()));
-        }
+        self.validate_redis().map_err(err)?;
         // auth
         let primary = self.auth.primary();
         if primary.key_sources() > 1 {
@@ -600,6 +628,51 @@ impl Config {
             ksyun: section::enabled(&pr.ksyun).map_err(err)?,
             baidu: section::enabled(&pr.baidu).map_err(err)?,
         })
+    }
+
+    /// The `[redis]` checks; the message names the key and never echoes the URL (it may
+    /// hold a password).
+    fn validate_redis(&self) -> Result<(), String> {
+        let r = &self.redis;
+        if r.enabled() {
+            if r.url.starts_with("rediss://") {
+                return Err(
+                    "redis.url: rediss:// (TLS) is not supported; use redis:// on a private network"
+                        .into(),
+                );
+            }
+            let parsed = redis::IntoConnectionInfo::into_connection_info(r.url.as_str());
+            if !(r.url.starts_with("redis://")
+                || r.url.starts_with("redis+unix://")
+                || r.url.starts_with("unix://"))
+                || parsed.is_err()
+            {
+                return Err("redis.url must be a redis:// (or unix://) URL, or empty".into());
+            }
+        }
+        let p = &r.key_prefix;
+        if p.is_empty()
+            || p.len() > 64
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(format!(
+                "redis.key_prefix must be 1-64 of [A-Za-z0-9-_.:], got {p:?}"
+            ));
+        }
+        if !(10..=60_000).contains(&r.connect_timeout_ms) {
+            return Err("redis.connect_timeout_ms must be between 10 and 60000".into());
+        }
+        if !(10..=10_000).contains(&r.command_timeout_ms)
+            || r.command_timeout_ms >= self.server.request_timeout_ms
+        {
+            return Err(
+                "redis.command_timeout_ms must be between 10 and 10000 and less than server.request_timeout_ms"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The effective configuration as TOML, secrets redacted (for `check-config`).
@@ -841,6 +914,51 @@ mod tests {
                 .to_string();
             assert!(e.contains(key), "{e}");
         }
+    }
+
+    #[test]
+    fn redis_keys_validate_and_the_url_stays_redacted() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("STSGATE_REDIS__URL", "redis://:hunter2pass@10.0.0.5:6379/2"),
+                ("STSGATE_REDIS__KEY_PREFIX", "stsgate-prod"),
+                ("STSGATE_REDIS__COMMAND_TIMEOUT_MS", "100"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.redis.enabled());
+        assert_eq!(c.redis.key_prefix, "stsgate-prod");
+        assert_eq!(c.redis.command_timeout_ms, 100);
+        let shown = format!("{}\n{:?}", c.redacted_toml(), c);
+        assert!(!shown.contains("hunter2pass"), "{shown}");
+        assert!(shown.contains("10.0.0.5"), "{shown}");
+        for (k, v, named) in [
+            ("STSGATE_REDIS__URL", "http://x:6379", "redis.url"),
+            ("STSGATE_REDIS__URL", "rediss://:pw@x:6379", "redis.url"),
+            ("STSGATE_REDIS__URL", "redis://:secretpw@[::1", "redis.url"),
+            ("STSGATE_REDIS__KEY_PREFIX", "", "redis.key_prefix"),
+            ("STSGATE_REDIS__KEY_PREFIX", "a b", "redis.key_prefix"),
+            (
+                "STSGATE_REDIS__CONNECT_TIMEOUT_MS",
+                "0",
+                "redis.connect_timeout_ms",
+            ),
+            (
+                "STSGATE_REDIS__COMMAND_TIMEOUT_MS",
+                "20000",
+                "redis.command_timeout_ms",
+            ),
+        ] {
+            let e = Config::load_from(None, env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(named), "{k}={v}: {e}");
+            assert!(!e.contains("pw"), "{e}");
+        }
+        // An empty URL is "no Redis", whatever the other keys say.
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert!(!c.redis.enabled());
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! - [`store`]: the ledger trait with SQLite and PostgreSQL implementations.
 //! - [`providers`]: one folder per cloud (`config`, `sign`, `api`, provider), the
 //!   shared budget, retrying HTTP driver and crypto helpers.
+//! - [`shared`]: the optional Redis connection replicas share (cluster-wide budget,
+//!   idempotent answers, Tencent pool) and its failure policy.
 
 pub mod app;
 pub mod auth;
@@ -27,6 +29,7 @@ pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod secret;
+pub mod shared;
 pub mod store;
 pub mod upload;
 

@@ -54,6 +54,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "stsgate_callbacks_total",
         "Upload callbacks by origin and outcome",
     ),
+    (
+        "stsgate_redis_unavailable_total",
+        "Redis operations that failed or were skipped (a per-replica fallback was used), by operation",
+    ),
 ];
 
 /// The metrics registry of one `App`.
@@ -187,6 +191,12 @@ impl Metrics {
             "stsgate_callbacks_total",
             &[("origin", origin.into()), ("outcome", outcome.into())],
         );
+    }
+
+    /// A Redis operation that failed or was skipped (`op`: budget, pool, idempotency,
+    /// heartbeat, ping).
+    pub fn redis_unavailable(&self, op: &'static str) {
+        self.inc("stsgate_redis_unavailable_total", &[("op", op.into())]);
     }
 
     /// Prometheus text exposition.

@@ -26,9 +26,23 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready when the database answers. With Redis configured, its state is reported too but
+/// does not make the replica unready: every shared feature has a per-replica fallback, and
+/// taking every replica out of the load balancer at once would turn a Redis outage into a
+/// full one.
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     state.store.ping().await?;
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(match &state.shared {
+        None => json!({"status": "ready"}),
+        Some(shared) => {
+            let redis = if shared.ping().await.is_ok() {
+                "ok"
+            } else {
+                "unavailable"
+            };
+            json!({"status": "ready", "redis": redis})
+        }
+    }))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

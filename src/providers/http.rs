@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::budget::Budget;
 use super::ProviderError;
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 
 /// First backoff; doubles per retry up to [`MAX_BACKOFF`], with full jitter.
 pub const BASE_BACKOFF: Duration = Duration::from_millis(50);
@@ -127,18 +128,25 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 impl Upstream {
-    /// Builds an upstream from config values.
+    /// Builds an upstream from config values; with `shared` (Redis) the budget is
+    /// cluster-wide.
     pub fn new(
         name: &'static str,
         rate_limit_per_sec: u32,
         connect_timeout_ms: u64,
         timeout_ms: u64,
         metrics: Metrics,
+        shared: Option<&Shared>,
     ) -> Self {
+        let timeout = Duration::from_millis(timeout_ms);
+        let budget = match shared {
+            Some(s) => Budget::clustered(rate_limit_per_sec, s.clone(), name, timeout),
+            None => Budget::new(rate_limit_per_sec),
+        };
         Upstream {
             client: client(Duration::from_millis(connect_timeout_ms)),
-            budget: Budget::new(rate_limit_per_sec),
-            timeout: Duration::from_millis(timeout_ms),
+            budget,
+            timeout,
             name,
             metrics,
         }
@@ -244,7 +252,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn upstream(limit: u32, timeout_ms: u64) -> Upstream {
-        Upstream::new("test", limit, 100, timeout_ms, Metrics::new())
+        Upstream::new("test", limit, 100, timeout_ms, Metrics::new(), None)
     }
 
     #[tokio::test]

@@ -134,6 +134,8 @@ pub struct IdemRecord {
     pub params_hash: String,
     /// The objectId once allocated.
     pub object_id: Option<i64>,
+    /// When the key was claimed (Unix seconds).
+    pub claimed_at: i64,
 }
 
 /// The ledger.

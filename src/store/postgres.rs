@@ -164,7 +164,7 @@ impl ObjectStore for PgStore {
 
     async fn idem_get(&self, owner: &str, key: &str) -> Result<Option<IdemRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT params_hash, object_id FROM idempotency_keys WHERE owner = $1 AND idem_key = $2",
+            "SELECT params_hash, object_id, created_at FROM idempotency_keys WHERE owner = $1 AND idem_key = $2",
         )
         .bind(owner)
         .bind(key)
@@ -174,6 +174,7 @@ impl ObjectStore for PgStore {
             Some(r) => Some(IdemRecord {
                 params_hash: r.try_get("params_hash")?,
                 object_id: r.try_get("object_id")?,
+                claimed_at: r.try_get("created_at")?,
             }),
             None => None,
         })

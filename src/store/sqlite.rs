@@ -168,7 +168,7 @@ impl ObjectStore for SqliteStore {
 
     async fn idem_get(&self, owner: &str, key: &str) -> Result<Option<IdemRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT params_hash, object_id FROM idempotency_keys WHERE owner = ? AND idem_key = ?",
+            "SELECT params_hash, object_id, created_at FROM idempotency_keys WHERE owner = ? AND idem_key = ?",
         )
         .bind(owner)
         .bind(key)
@@ -178,6 +178,7 @@ impl ObjectStore for SqliteStore {
             Some(r) => Some(IdemRecord {
                 params_hash: r.try_get("params_hash")?,
                 object_id: r.try_get("object_id")?,
+                claimed_at: r.try_get("created_at")?,
             }),
             None => None,
         })

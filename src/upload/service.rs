@@ -20,6 +20,10 @@ use crate::upload::params::StsParams;
 /// callback (filter or route them with `STSGATE_LOG`, e.g. `info,stsgate::audit=info`).
 pub const AUDIT_TARGET: &str = "stsgate::audit";
 
+/// How often a duplicate waits before looking again for the answer of a first request
+/// still running on another replica (with Redis).
+const IDEM_POLL: Duration = Duration::from_millis(50);
+
 /// The part of the request deadline kept back for our own work after the upstream call.
 pub fn upstream_deadline(start: Instant, request_timeout: Duration) -> Instant {
     let margin =
@@ -63,43 +67,68 @@ pub async fn issue(
     };
     let hash = p.hash();
     let min_remaining = app.config.upload.min_remaining_secs as i64;
+    let request_secs = app.config.server.request_timeout_ms.div_ceil(1000) as i64;
     let store = &app.store;
     let remembered = app
         .idem
         .get_or_run(&user.sub, key, async {
-            let now = app.clock.now_unix();
-            let gone_or_mismatch = |stored_hash: &str| {
-                if stored_hash == hash {
-                    ApiError::IdempotencyGone
-                } else {
-                    ApiError::IdempotencyMismatch
-                }
-            };
-            if let Some(rec) = store.idem_get(&user.sub, key).await? {
-                return Err(gone_or_mismatch(&rec.params_hash));
-            }
-            if !store.idem_claim(&user.sub, key, &hash, now).await? {
-                // Another replica claimed it between our read and our insert.
-                let rec = store.idem_get(&user.sub, key).await?;
-                return Err(rec
-                    .map(|r| gone_or_mismatch(&r.params_hash))
-                    .unwrap_or(ApiError::IdempotencyGone));
-            }
-            match issue_once(app, user, p, deadline, request_id).await {
-                Ok(answer) => {
-                    store.idem_attach(&user.sub, key, answer.object_id).await?;
-                    Ok(Remembered {
-                        params_hash: hash.clone(),
-                        replay_until: answer.expiration - min_remaining,
-                        answer,
-                    })
-                }
-                Err(e) => {
-                    // Nothing was handed out: free the key so the client may retry.
-                    if let Err(db) = store.idem_release(&user.sub, key).await {
-                        tracing::warn!(error = %db, "could not release idempotency key");
+            loop {
+                let now = app.clock.now_unix();
+                match store.idem_get(&user.sub, key).await? {
+                    Some(rec) if rec.params_hash != hash => {
+                        return Err(ApiError::IdempotencyMismatch)
                     }
-                    Err(e)
+                    Some(rec) => {
+                        // Issued (or being issued) elsewhere: another replica's answer, via
+                        // Redis, or 40902.
+                        if let Some(r) = app.idem.fetch_shared(&user.sub, key).await {
+                            return Ok(r);
+                        }
+                        // The first request is still running on another replica (its claim
+                        // is younger than a request can live): wait for its answer. Without
+                        // Redis there is nothing to wait for.
+                        let running = rec.object_id.is_none()
+                            && now <= rec.claimed_at + request_secs + 1;
+                        if !app.idem.is_shared()
+                            || !running
+                            || Instant::now() + IDEM_POLL >= deadline
+                        {
+                            return Err(ApiError::IdempotencyGone);
+                        }
+                        tokio::time::sleep(IDEM_POLL).await;
+                    }
+                    None => {
+                        if !store.idem_claim(&user.sub, key, &hash, now).await? {
+                            // Another replica claimed it between our read and our insert.
+                            continue;
+                        }
+                        return match issue_once(app, user, p, deadline, request_id).await {
+                            Ok(answer) => {
+                                let r = Remembered {
+                                    params_hash: hash.clone(),
+                                    replay_until: answer.expiration - min_remaining,
+                                    answer,
+                                };
+                                // Redis first: a replica that sees the objectId in the
+                                // ledger finds the answer there (if Redis took it).
+                                app.idem
+                                    .store_shared(&user.sub, key, &r, app.clock.now_unix())
+                                    .await;
+                                store
+                                    .idem_attach(&user.sub, key, r.answer.object_id)
+                                    .await?;
+                                Ok(r)
+                            }
+                            Err(e) => {
+                                // Nothing was handed out: free the key so the client may
+                                // retry.
+                                if let Err(db) = store.idem_release(&user.sub, key).await {
+                                    tracing::warn!(error = %db, "could not release idempotency key");
+                                }
+                                Err(e)
+                            }
+                        };
+                    }
                 }
             }
         })

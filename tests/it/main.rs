@@ -23,6 +23,7 @@ mod huawei;
 mod ksyun;
 mod openapi;
 mod qiniu;
+mod redis;
 mod secrets;
 mod sts_common;
 mod tencent;

@@ -25,6 +25,7 @@ use super::http::{send, Upstream};
 use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
 use crate::clock::{rfc3339, Clock};
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::upload::module::CloudType;
 
 /// The AWS / S3-compatible provider.
@@ -66,6 +67,7 @@ impl AwsProvider {
         upload_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
+        shared: Option<&Shared>,
     ) -> Result<Self, String> {
         let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
             .map_err(|_| "providers.aws.sts_endpoint is not a URL".to_string())?
@@ -76,6 +78,7 @@ impl AwsProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
+            shared,
         );
         Ok(AwsProvider {
             inner: Arc::new(Inner {
@@ -262,6 +265,7 @@ mod tests {
             3600,
             Arc::new(crate::clock::SystemClock),
             Metrics::new(),
+            None,
         )
         .unwrap();
         let dbg = format!("{p:?}");
@@ -282,6 +286,7 @@ mod tests {
             3600,
             Arc::new(crate::clock::SystemClock),
             Metrics::new(),
+            None,
         )
         .unwrap();
         let e = p.inner.scrub(ProviderError::Refused {

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::clock::{rfc3339, Clock};
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::upload::module::CloudType;
 
 /// The Huawei OBS provider.
@@ -61,6 +62,7 @@ impl HuaweiProvider {
         default_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
+        shared: Option<&Shared>,
     ) -> Result<Self, String> {
         let target = Target::new(
             &cfg.iam_endpoint,
@@ -84,6 +86,7 @@ impl HuaweiProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
+            shared,
         );
         Ok(HuaweiProvider {
             inner: Arc::new(Inner {

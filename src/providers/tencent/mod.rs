@@ -5,13 +5,14 @@
 //! latency low, a small pool of unused, unexpired credentials is kept per
 //! (BotBizId, FileType, IsPublic, TypeKey) and refilled after each request for that key,
 //! spending only spare upstream budget; entries leave at `ExpiredTime - min_remaining_secs`.
+//! With Redis the pool is shared by all replicas ([`pool`]).
 
 pub mod api;
 pub mod config;
+mod pool;
 pub mod sign;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,26 +25,12 @@ use super::http::{send, Upstream};
 use super::{CredentialProvider, IssueRequest, Issued, ProviderError};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::upload::module::CloudType;
 
 use self::api::{ACTION, CONTENT_TYPE, VERSION};
 
-/// The pool key: the request body's fields.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PoolKey {
-    bot_biz_id: String,
-    file_type: String,
-    is_public: bool,
-    type_key: String,
-}
-
-type Pool = Arc<Mutex<PoolSlot>>;
-
-#[derive(Debug, Default)]
-struct PoolSlot {
-    creds: VecDeque<LkeCredential>,
-    refilling: bool,
-}
+use self::pool::{PoolKey, Pools, Slot};
 
 /// The Tencent LKE provider.
 #[derive(Clone)]
@@ -56,7 +43,7 @@ struct Inner {
     url: String,
     host: String,
     upstream: Upstream,
-    pools: moka::sync::Cache<PoolKey, Pool>,
+    pools: Pools,
     min_remaining_secs: i64,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
@@ -69,6 +56,7 @@ impl TencentProvider {
         min_remaining_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
+        shared: Option<&Shared>,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(&cfg.endpoint)
             .map_err(|_| "providers.tencent.endpoint is not a URL".to_string())?;
@@ -82,16 +70,14 @@ impl TencentProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics.clone(),
+            shared,
         );
         Ok(TencentProvider {
             inner: Arc::new(Inner {
                 url: url.to_string(),
                 host,
                 upstream,
-                pools: moka::sync::Cache::builder()
-                    .max_capacity(1024)
-                    .time_to_idle(Duration::from_secs(3600))
-                    .build(),
+                pools: Pools::new(shared.cloned(), min_remaining_secs as i64, clock.clone()),
                 min_remaining_secs: min_remaining_secs as i64,
                 clock,
                 metrics,
@@ -109,22 +95,6 @@ impl Inner {
             is_public: self.cfg.is_public,
             type_key: self.cfg.type_key.clone(),
         }
-    }
-
-    fn usable(&self, c: &LkeCredential, now: i64) -> bool {
-        c.expired_time - self.min_remaining_secs > now
-    }
-
-    /// Takes one unused credential from the pool, dropping lapsed ones.
-    fn take(&self, pool: &Pool) -> Option<LkeCredential> {
-        let now = self.clock.now_unix();
-        let mut slot = pool.lock().expect("pool lock");
-        while let Some(c) = slot.creds.pop_front() {
-            if self.usable(&c, now) {
-                return Some(c);
-            }
-        }
-        None
     }
 
     /// One signed `DescribeStorageCredential` call (one send, no retry).
@@ -168,7 +138,7 @@ impl Inner {
         }
         let (status, bytes) = send(req).await?;
         let cred = api::parse_describe_storage_credential(status, &bytes)?;
-        if !self.usable(&cred, self.clock.now_unix()) {
+        if !self.pools.usable(&cred, self.clock.now_unix()) {
             return Err(ProviderError::Unusable(format!(
                 "LKE credentials expire in less than min_remaining_secs ({}s)",
                 self.min_remaining_secs
@@ -189,25 +159,23 @@ impl Inner {
     }
 
     /// Tops the pool for `key` up to `pool_size`, spending only spare budget.
-    async fn refill(self: Arc<Self>, key: PoolKey, pool: Pool) {
+    async fn refill(self: Arc<Self>, key: PoolKey, slot: Slot) {
         loop {
-            let permit = {
-                let mut slot = pool.lock().expect("pool lock");
-                let now = self.clock.now_unix();
-                slot.creds
-                    .retain(|c| c.expired_time - self.min_remaining_secs > now);
-                let permit = if slot.creds.len() < self.cfg.pool_size {
-                    self.upstream.budget.try_acquire()
-                } else {
-                    None
-                };
-                match permit {
-                    Some(p) => p,
-                    None => {
-                        slot.refilling = false;
-                        return;
-                    }
+            let seen = slot.lock().expect("pool lock").demand;
+            let permit = if self.pools.len(&key, &slot).await < self.cfg.pool_size {
+                self.upstream.budget.try_acquire().await
+            } else {
+                None
+            };
+            let Some(permit) = permit else {
+                let mut s = slot.lock().expect("pool lock");
+                // A request that came in while we looked may have emptied a place: look
+                // again rather than leave it unfilled.
+                if s.demand != seen && self.cfg.pool_size > 0 {
+                    continue;
                 }
+                s.refilling = false;
+                return;
             };
             let started = Instant::now();
             let fetched = tokio::time::timeout(
@@ -222,30 +190,31 @@ impl Inner {
                 Ok(c) => {
                     self.metrics.pool_refill("tencent");
                     self.metrics.upstream_call("tencent", "ok", secs);
-                    pool.lock().expect("pool lock").creds.push_back(c);
+                    self.pools.put(&key, &slot, c).await;
                 }
                 Err(e) => {
                     self.metrics.upstream_call("tencent", "refill_failed", secs);
                     tracing::debug!(error = %e, "pool refill failed; next request will fetch");
-                    pool.lock().expect("pool lock").refilling = false;
+                    slot.lock().expect("pool lock").refilling = false;
                     return;
                 }
             }
         }
     }
 
-    fn schedule_refill(self: &Arc<Self>, key: PoolKey, pool: Pool) {
+    fn schedule_refill(self: &Arc<Self>, key: PoolKey, slot: Slot) {
         if self.cfg.pool_size == 0 {
             return;
         }
         {
-            let mut slot = pool.lock().expect("pool lock");
-            if slot.refilling {
+            let mut s = slot.lock().expect("pool lock");
+            s.demand += 1;
+            if s.refilling {
                 return;
             }
-            slot.refilling = true;
+            s.refilling = true;
         }
-        tokio::spawn(Arc::clone(self).refill(key, pool));
+        tokio::spawn(Arc::clone(self).refill(key, slot));
     }
 }
 
@@ -263,8 +232,8 @@ impl CredentialProvider for TencentProvider {
             ));
         }
         let key = inner.key(&req.extension);
-        let pool = inner.pools.get_with(key.clone(), Pool::default);
-        let cred = match inner.take(&pool) {
+        let slot = inner.pools.slot(&key);
+        let cred = match inner.pools.take(&key, &slot).await {
             Some(c) => {
                 inner.metrics.pool("tencent", true);
                 c
@@ -274,7 +243,7 @@ impl CredentialProvider for TencentProvider {
                 inner.fetch(&key, req.deadline).await?
             }
         };
-        inner.schedule_refill(key, pool);
+        inner.schedule_refill(key, slot);
         let relative_path = api::object_key(&cred.upload_path).to_string();
         Ok(Issued {
             access_key_id: cred.tmp_secret_id.clone(),
