@@ -664,8 +664,10 @@ impl Config {
         if !(10..=60_000).contains(&r.connect_timeout_ms) {
             return Err("redis.connect_timeout_ms must be between 10 and 60000".into());
         }
+        // Compared with the request deadline only when Redis is used, so a short
+        // request_timeout_ms needs no [redis] section.
         if !(10..=10_000).contains(&r.command_timeout_ms)
-            || r.command_timeout_ms >= self.server.request_timeout_ms
+            || (r.enabled() && r.command_timeout_ms >= self.server.request_timeout_ms)
         {
             return Err(
                 "redis.command_timeout_ms must be between 10 and 10000 and less than server.request_timeout_ms"

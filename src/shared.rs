@@ -11,8 +11,9 @@
 //! per [`WARN_EVERY`] at most. Keys are `{key_prefix}:{feature}:...`.
 //!
 //! Each replica also writes a heartbeat (`{key_prefix}:replicas`, every
-//! [`HEARTBEAT_EVERY`]) so it knows how many replicas share the budget; the fallback budget
-//! while Redis is away is the limit divided by that count.
+//! [`HEARTBEAT_EVERY`]) so replicas know how many share the budget (read back by every
+//! heartbeat and every budget admission); the fallback budget while Redis is away is the
+//! limit divided by that count.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -83,7 +84,7 @@ impl std::fmt::Debug for Shared {
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-redis.replicate_commands()
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
@@ -160,6 +161,15 @@ impl Shared {
     /// Replicas alive at the last successful heartbeat (at least 1).
     pub fn replicas(&self) -> u32 {
         self.inner.replicas.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Records a count of live replicas read from Redis (ignored when below 1).
+    pub fn note_replicas(&self, n: i64) {
+        if n >= 1 {
+            self.inner
+                .replicas
+                .store(n.min(u32::MAX as i64) as u32, Ordering::Relaxed);
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -253,7 +263,7 @@ impl Shared {
                     .await
             })
             .await?;
-        self.inner.replicas.store(n.max(1), Ordering::Relaxed);
+        self.note_replicas(i64::from(n));
         Ok(n)
     }
 }

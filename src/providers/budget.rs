@@ -133,30 +133,32 @@ impl Drop for Permit {
     }
 }
 
-/// Admission. KEYS[1] the provider's set; ARGV[1] limit, ARGV[2] call id, ARGV[3] hold of
-/// an in-flight call (ms). Returns `{1, 0, 0}` when admitted, else `{0, ms until the
-/// earliest member lapses, 1 if that member is a completed call (so the time is exact)}`.
-/// Completed calls always lapse before in-flight ones, so the earliest member is a completed
-/// one whenever there is any.
+/// Admission. KEYS[1] the provider's set, KEYS[2] the replicas' set; ARGV[1] limit, ARGV[2]
+/// call id, ARGV[3] hold of an in-flight call (ms). Returns `{1, 0, 0, replicas}` when
+/// admitted, else `{0, ms until the earliest member lapses, 1 if that member is a completed
+/// call (so the time is exact), replicas}`. Completed calls always lapse before in-flight
+/// ones, so the earliest member is a completed one whenever there is any. `replicas` (the
+/// live replicas) keeps the fallback share current between heartbeats.
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-redis.replicate_commands()
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local hold = tonumber(ARGV[3])
+local replicas = redis.call('ZCOUNT', KEYS[2], now, '+inf')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + hold, 'i:' .. ARGV[2])
   if redis.call('PTTL', KEYS[1]) < hold then
     redis.call('PEXPIRE', KEYS[1], hold)
   end
-  return {1, 0, 0}
+  return {1, 0, 0, replicas}
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local done = 0
 if string.sub(first[1], 1, 2) == 'd:' then done = 1 end
-return {0, tonumber(first[2]) - now, done}
+return {0, tonumber(first[2]) - now, done, replicas}
 ",
     )
 });
@@ -167,7 +169,7 @@ return {0, tonumber(first[2]) - now, done}
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-redis.replicate_commands()
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('ZREM', KEYS[1], 'i:' .. ARGV[1]) == 1 then
@@ -268,11 +270,13 @@ impl Budget {
             c.next_id.fetch_add(1, Ordering::Relaxed)
         );
         let (key, limit, hold, member) = (c.key.clone(), self.limit, c.hold_ms, id.clone());
-        let (ok, wait_ms, exact): (i64, i64, i64) = c
+        let replicas_key = c.shared.key(&["replicas"]);
+        let (ok, wait_ms, exact, replicas): (i64, i64, i64, i64) = c
             .shared
             .run("budget", |mut conn| async move {
                 ACQUIRE
                     .key(key)
+                    .key(replicas_key)
                     .arg(limit)
                     .arg(member)
                     .arg(hold)
@@ -280,6 +284,7 @@ impl Budget {
                     .await
             })
             .await?;
+        c.shared.note_replicas(replicas);
         Ok(if ok == 1 {
             Verdict::Admitted(id)
         } else {

@@ -364,6 +364,7 @@ async fn operations_endpoints() {
                 && !n.contains("budget")
                 && !n.contains("refills")
                 && !n.contains("hits")
+                && !n.contains("redis")
         })
     {
         assert!(m.contains(name), "{name} missing from /metrics");

@@ -42,10 +42,13 @@ fn test_redis() -> Option<TestRedis> {
 }
 
 impl TestRedis {
-    /// Points `c` at this Redis and prefix.
+    /// Points `c` at this Redis and prefix. The command timeout is generous: the whole
+    /// suite shares two cores, and a command timing out would switch a replica to its
+    /// fallback (tested on its own below).
     fn configure(&self, c: &mut Config) {
         c.redis.url = self.url.clone();
         c.redis.key_prefix = self.prefix.clone();
+        c.redis.command_timeout_ms = 1000;
     }
 
     fn conn(&self) -> ::redis::Connection {
@@ -160,6 +163,13 @@ async fn burst_body(db: Arc<Db>) {
         );
     }
     assert_eq!(ids.len(), 200);
+    for s in [&a, &b] {
+        assert_eq!(
+            unavailable(&s.metrics().await),
+            0.0,
+            "Redis answered throughout (this test is about the shared log, not the fallback)"
+        );
+    }
     // Each replica alone allows `limit` a second: only the shared log keeps the sum there.
     let most = fake.max_calls_in_window(Duration::from_secs(1));
     assert!(
@@ -168,13 +178,6 @@ async fn burst_body(db: Arc<Db>) {
     );
     assert!(fake.calls() >= 200);
     assert_eq!(fake.rejected(), 0);
-    for s in [&a, &b] {
-        assert_eq!(
-            unavailable(&s.metrics().await),
-            0.0,
-            "Redis answered throughout"
-        );
-    }
     // The log lives in Redis under the configured prefix.
     assert_eq!(
         redis.keys("budget:*"),
@@ -448,6 +451,17 @@ async fn redis_going_away_halves_each_replicas_budget_then_comes_back() {
             .spawn()
             .expect("redis-server runs")
     };
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("STSGATE_REQUIRE_REDIS").as_deref() == Ok("1") {
+            panic!("STSGATE_REQUIRE_REDIS=1 but redis-server is not installed");
+        }
+        eprintln!("Redis outage test skipped: no redis-server to start and stop");
+        return;
+    }
     let mut own = start_redis();
     let redis = TestRedis {
         url: format!("redis://127.0.0.1:{port}"),
@@ -471,9 +485,12 @@ async fn redis_going_away_halves_each_replicas_budget_then_comes_back() {
         c.server.request_timeout_ms = 5000;
     })
     .await;
-    // B started second: its heartbeat counted both replicas.
+    // B started second: its heartbeat counted both replicas; A learns it from its first
+    // budget admission.
     assert_eq!(b.state.shared.as_ref().unwrap().replicas(), 2);
+    assert_eq!(a.state.shared.as_ref().unwrap().replicas(), 1);
     assert_eq!(a.sts("alice", Q_PDF).await.status, 200);
+    assert_eq!(a.state.shared.as_ref().unwrap().replicas(), 2);
     own.kill().await.unwrap();
     own.wait().await.unwrap();
 
