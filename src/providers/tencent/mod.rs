@@ -162,16 +162,18 @@ impl Inner {
     async fn refill(self: Arc<Self>, key: PoolKey, slot: Slot) {
         loop {
             let seen = slot.lock().expect("pool lock").demand;
-            let permit = if self.pools.len(&key, &slot).await < self.cfg.pool_size {
-                self.upstream.budget.try_acquire().await
-            } else {
+            let full = self.pools.len(&key, &slot).await >= self.cfg.pool_size;
+            let permit = if full {
                 None
+            } else {
+                self.upstream.budget.try_acquire().await
             };
             let Some(permit) = permit else {
                 let mut s = slot.lock().expect("pool lock");
-                // A request that came in while we looked may have emptied a place: look
-                // again rather than leave it unfilled.
-                if s.demand != seen && self.cfg.pool_size > 0 {
+                // A request that came in while we counted a full pool may have taken from
+                // it: count again rather than leave a place unfilled. (No spare budget:
+                // stop; the next request schedules a refill again.)
+                if full && s.demand != seen {
                     continue;
                 }
                 s.refilling = false;
