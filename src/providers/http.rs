@@ -166,6 +166,10 @@ impl Upstream {
     {
         let mut tries: u32 = 0;
         let mut last: Option<ProviderError> = None;
+        // The last failure that was an answer (not a timeout): a cloud that answered
+        // "try again" and then had its last attempt cut short by the deadline kept
+        // failing (503); it did not merely fail to answer (504).
+        let mut last_answer: Option<ProviderError> = None;
         loop {
             let waited_from = Instant::now();
             let permit = match self.budget.acquire(deadline).await {
@@ -182,12 +186,12 @@ impl Upstream {
                         "exhausted",
                         waited_from.elapsed().as_secs_f64(),
                     );
-                    return Err(finish(last, retry_after, true));
+                    return Err(finish(last, last_answer, retry_after, true));
                 }
             };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(finish(last, Duration::from_secs(1), false));
+                return Err(finish(last, last_answer, Duration::from_secs(1), false));
             }
             let per_call = self.timeout.min(left);
             tries += 1;
@@ -217,10 +221,13 @@ impl Upstream {
                         return Err(e);
                     }
                     tracing::debug!(provider = self.name, attempt = tries, error = %e, "retryable upstream failure");
+                    if !matches!(e, ProviderError::Timeout) {
+                        last_answer = Some(e.clone());
+                    }
                     last = Some(e);
                     let pause = backoff(tries);
                     if Instant::now() + pause >= deadline {
-                        return Err(finish(last, Duration::from_secs(1), false));
+                        return Err(finish(last, last_answer, Duration::from_secs(1), false));
                     }
                     tokio::time::sleep(pause).await;
                 }
@@ -230,8 +237,18 @@ impl Upstream {
 }
 
 /// The error once time or budget ran out: a cloud that only ever timed out is 504; one
-/// that kept failing retryably, or a spent budget, is 503 with `Retry-After`.
-fn finish(last: Option<ProviderError>, retry_after: Duration, budget: bool) -> ProviderError {
+/// that kept failing retryably (even if its last attempt then timed out), or a spent
+/// budget, is 503 with `Retry-After`.
+fn finish(
+    last: Option<ProviderError>,
+    last_answer: Option<ProviderError>,
+    retry_after: Duration,
+    budget: bool,
+) -> ProviderError {
+    let last = match (last, last_answer) {
+        (Some(ProviderError::Timeout), Some(answer)) => Some(answer),
+        (last, _) => last,
+    };
     match last {
         Some(ProviderError::Timeout) if !budget => ProviderError::Timeout,
         Some(e) => ProviderError::Unavailable {
@@ -253,6 +270,33 @@ mod tests {
 
     fn upstream(limit: u32, timeout_ms: u64) -> Upstream {
         Upstream::new("test", limit, 100, timeout_ms, Metrics::new(), None)
+    }
+
+    #[tokio::test]
+    async fn retryable_answers_then_a_cut_short_attempt_is_503_not_504() {
+        let u = upstream(100, 1000);
+        let n = AtomicU32::new(0);
+        let r: Result<(), _> = u
+            .call(Instant::now() + Duration::from_millis(600), |_| async {
+                if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(ProviderError::Refused {
+                        code: "InternalError".into(),
+                        message: String::new(),
+                        retryable: true,
+                    })
+                } else {
+                    // Every later attempt hangs until the deadline cuts it.
+                    futures::future::pending().await
+                }
+            })
+            .await;
+        match r {
+            Err(ProviderError::Unavailable { last, .. }) => {
+                assert!(last.contains("InternalError"), "{last}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert!(n.load(Ordering::SeqCst) >= 2, "the hanging attempt ran");
     }
 
     #[tokio::test]
