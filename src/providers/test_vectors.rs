@@ -21,6 +21,15 @@ pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("vector field {key} is not a string"))
 }
 
+/// An `x-amz-date` value (`20240102T030405Z`) as a `SystemTime`.
+pub fn amz_time(d: &str) -> std::time::SystemTime {
+    let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let t = time::PrimitiveDateTime::parse(d, &f)
+        .unwrap_or_else(|e| panic!("{d}: {e}"))
+        .assume_utc();
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(t.unix_timestamp() as u64)
+}
+
 /// The vector named `name` of a file.
 pub fn named<'a>(file: &'a Value, name: &str) -> &'a Value {
     file["vectors"]

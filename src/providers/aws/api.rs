@@ -598,22 +598,13 @@ pub fn post_form(input: &PostFormInput<'_>) -> PostForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_vectors::{amz_time, s};
     use proptest::prelude::*;
     use serde_json::Value;
     use std::time::Duration;
 
     const STS: &str = include_str!("../../../tests/vectors/aws/aws_sigv4_sts.json");
     const POST: &str = include_str!("../../../tests/vectors/aws/aws_s3_post_policy.json");
-
-    fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-        v[k].as_str().unwrap_or_else(|| panic!("{k} missing"))
-    }
-
-    fn parse_amz(d: &str) -> SystemTime {
-        let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let t = time::PrimitiveDateTime::parse(d, &f).unwrap().assume_utc();
-        SystemTime::UNIX_EPOCH + Duration::from_secs(t.unix_timestamp() as u64)
-    }
 
     /// Every canned STS answer of the botocore vectors parses to what botocore parsed.
     #[test]
@@ -694,7 +685,7 @@ mod tests {
             let id = s(v, "id");
             let i = &v["input"];
             let e = &v["expected"];
-            let time = parse_amz(s(i, "amz_date"));
+            let time = amz_time(s(i, "amz_date"));
             let expires = time + Duration::from_secs(i["expires_in"].as_u64().unwrap());
             let expiration = crate::clock::rfc3339(
                 expires

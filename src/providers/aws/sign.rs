@@ -260,22 +260,12 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_vectors::{amz_time, s};
     use serde_json::Value;
     use std::time::Duration;
 
     const STS: &str = include_str!("../../../tests/vectors/aws/aws_sigv4_sts.json");
     const POST: &str = include_str!("../../../tests/vectors/aws/aws_s3_post_policy.json");
-
-    fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-        v[k].as_str().unwrap_or_else(|| panic!("{k} missing"))
-    }
-
-    /// `20240102T030405Z` → SystemTime.
-    fn parse_amz(d: &str) -> SystemTime {
-        let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let t = time::PrimitiveDateTime::parse(d, &f).unwrap().assume_utc();
-        SystemTime::UNIX_EPOCH + Duration::from_secs(t.unix_timestamp() as u64)
-    }
 
     fn param_pairs(params: &Value) -> Vec<(String, String)> {
         // botocore serialises in the caller's keyword order, which the vectors list in this order.
@@ -336,7 +326,7 @@ mod tests {
             let body = form_encode(&borrowed);
             assert_eq!(body, s(input, "body"), "{id}: body");
 
-            let time = parse_amz(s(input, "amz_date"));
+            let time = amz_time(s(input, "amz_date"));
             assert_eq!(amz_date(time), s(input, "amz_date"), "{id}: amz_date");
             let key = SigV4Key {
                 access_key_id: s(input, "access_key_id"),
@@ -395,7 +385,7 @@ mod tests {
             let id = s(v, "id");
             let input = &v["input"];
             let exp = &v["expected"];
-            let time = parse_amz(s(input, "amz_date"));
+            let time = amz_time(s(input, "amz_date"));
             let sig = post_policy_signature(
                 s(input, "secret_access_key"),
                 time,
@@ -433,7 +423,7 @@ mod tests {
             let exp = &v["expected"];
             let full = s(exp, "url");
             let (base, query) = full.split_once('?').unwrap();
-            let time = parse_amz(s(input, "amz_date"));
+            let time = amz_time(s(input, "amz_date"));
             let content_type = input["extra_params"]["ContentType"].as_str();
             let headers: Vec<(&str, &str)> = content_type
                 .map(|c| ("content-type", c))

@@ -104,15 +104,12 @@ pub fn post_signature(secret_access_key: &str, policy_base64: &str) -> String {
 mod tests {
     use super::*;
     use crate::providers::aws::sign::{amz_date, credential, form_encode, signing_key};
+    use crate::providers::test_vectors::s;
     use serde_json::Value;
     use std::time::Duration;
 
     const STS: &str = include_str!("../../../tests/vectors/ksyun/ksyun_sts.json");
     const POST: &str = include_str!("../../../tests/vectors/ksyun/ksyun_ks3_post.json");
-
-    fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-        v[k].as_str().unwrap_or_else(|| panic!("{k} missing"))
-    }
 
     /// `2025-01-01T00:00:00Z` → SystemTime.
     fn parse_utc(d: &str) -> SystemTime {

@@ -266,18 +266,13 @@ pub fn verify_with_body(signer: &Signer, req: &CallbackRequest<'_>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_vectors::s;
     use serde_json::Value;
 
     const CALLBACK: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/qiniu/qiniu_callback.json"
     ));
-
-    fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-        v[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("vector field {field} is not a string"))
-    }
 
     /// `https://host/path?query` → (host, path, query).
     fn split_url(url: &str) -> (&str, &str, Option<&str>) {

@@ -198,18 +198,13 @@ pub fn mime_limit_for_extension(ext: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_vectors::s;
     use serde_json::Value;
 
     const UPLOAD_TOKEN: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/qiniu/qiniu_upload_token.json"
     ));
-
-    fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-        v[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("vector field {field} is not a string"))
-    }
 
     #[test]
     fn vectors_qiniu_upload_token() {

@@ -228,6 +228,7 @@ pub fn request_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_vectors::s;
     use proptest::prelude::*;
     use serde_json::Value;
 
@@ -235,12 +236,6 @@ mod tests {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/tencent/tencent_tc3.json"
     ));
-
-    fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-        v[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("vector field {key} is not a string"))
-    }
 
     #[test]
     fn vectors_tencent_tc3() {
