@@ -16,7 +16,7 @@ use crate::providers::ksyun::KsyunProvider;
 use crate::providers::qiniu::QiniuProvider;
 use crate::providers::tencent::TencentProvider;
 use crate::providers::Registry;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 use crate::store::{self, ObjectStore};
 use crate::upload::idempotency::IdemCache;
 
@@ -39,7 +39,7 @@ pub struct App {
     /// Idempotent answers.
     pub idem: IdemCache,
     /// The Redis connection replicas share; `None` when `[redis] url` is empty.
-    pub shared: Option<Shared>,
+    pub cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for App {
@@ -47,7 +47,7 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("config", &self.config)
             .field("providers", &self.providers)
-            .field("shared", &self.shared)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
@@ -68,7 +68,7 @@ pub fn build_registry(
     config: &Config,
     clock: Arc<dyn Clock>,
     metrics: &Metrics,
-    shared: Option<&Shared>,
+    cluster: Option<&Cluster>,
 ) -> Result<Registry, String> {
     let enabled = config.validate().map_err(|e| e.to_string())?;
     let mut reg = Registry::default();
@@ -78,7 +78,7 @@ pub fn build_registry(
             config.upload.min_remaining_secs,
             clock.clone(),
             metrics.clone(),
-            shared,
+            cluster,
         )?));
     }
     // One block per cloud.
@@ -88,7 +88,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
-            shared,
+            cluster,
         )?));
     }
     if enabled.aliyun {
@@ -97,7 +97,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
-            shared,
+            cluster,
         )?));
     }
     if enabled.qiniu {
@@ -113,7 +113,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
-            shared,
+            cluster,
         )?));
     }
     if enabled.ksyun {
@@ -122,7 +122,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
-            shared,
+            cluster,
         )?));
     }
     if enabled.baidu {
@@ -131,7 +131,7 @@ pub fn build_registry(
             config.upload.duration_secs,
             clock.clone(),
             metrics.clone(),
-            shared,
+            cluster,
         )?));
     }
     Ok(reg)
@@ -179,8 +179,8 @@ pub async fn build_with(
         .await
         .map_err(|e| format!("migrations: {e}"))?;
     let verifier = Verifier::new(&config.auth.all_issuers(), hs256_fallback.as_deref())?;
-    let shared = Shared::connect(&config.redis, metrics.clone()).await?;
-    let providers = build_registry(&config, clock.clone(), &metrics, shared.as_ref())?;
+    let cluster = Cluster::connect(&config.redis, metrics.clone()).await?;
+    let providers = build_registry(&config, clock.clone(), &metrics, cluster.as_ref())?;
     let limiter = UserLimiter::new(config.server.per_user_rps);
     Ok(AppState(Arc::new(App {
         config,
@@ -190,7 +190,7 @@ pub async fn build_with(
         limiter,
         metrics,
         clock,
-        idem: IdemCache::new(shared.clone()),
-        shared,
+        idem: IdemCache::new(cluster.clone()),
+        cluster,
     })))
 }

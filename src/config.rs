@@ -107,7 +107,7 @@ impl Serialize for DatabaseConfig {
     }
 }
 
-/// `[redis]`: state shared by replicas (see [`crate::shared`]).
+/// `[redis]`: state shared by replicas (see [`crate::cluster`]).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::budget::Budget;
 use super::ProviderError;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 
 /// First backoff; doubles per retry up to [`MAX_BACKOFF`], with full jitter.
 pub const BASE_BACKOFF: Duration = Duration::from_millis(50);
@@ -136,10 +136,10 @@ impl Upstream {
         connect_timeout_ms: u64,
         timeout_ms: u64,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Self {
         let timeout = Duration::from_millis(timeout_ms);
-        let budget = match shared {
+        let budget = match cluster {
             Some(s) => Budget::clustered(rate_limit_per_sec, s.clone(), name, timeout),
             None => Budget::new(rate_limit_per_sec),
         };

@@ -29,7 +29,7 @@ use super::{
 use crate::clock::{rfc3339, Clock};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 use crate::upload::module::CloudType;
 
 /// Longest wait for a callback public key (OSS gives the whole callback about 5 s).
@@ -64,7 +64,7 @@ impl AliyunProvider {
         default_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
             .map_err(|_| "providers.aliyun.sts_endpoint is not a URL".to_string())?;
@@ -80,7 +80,7 @@ impl AliyunProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics.clone(),
-            shared,
+            cluster,
         );
         Ok(AliyunProvider {
             inner: Arc::new(Inner {

@@ -25,7 +25,7 @@ use super::http::{send, Upstream};
 use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
 use crate::clock::{rfc3339, Clock};
 use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 use crate::upload::module::CloudType;
 
 /// The AWS / S3-compatible provider.
@@ -67,7 +67,7 @@ impl AwsProvider {
         upload_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
             .map_err(|_| "providers.aws.sts_endpoint is not a URL".to_string())?
@@ -78,7 +78,7 @@ impl AwsProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
-            shared,
+            cluster,
         );
         Ok(AwsProvider {
             inner: Arc::new(Inner {

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::clock::{rfc3339, Clock};
 use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 use crate::upload::module::CloudType;
 
 /// The Huawei OBS provider.
@@ -62,7 +62,7 @@ impl HuaweiProvider {
         default_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let target = Target::new(
             &cfg.iam_endpoint,
@@ -86,7 +86,7 @@ impl HuaweiProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
-            shared,
+            cluster,
         );
         Ok(HuaweiProvider {
             inner: Arc::new(Inner {

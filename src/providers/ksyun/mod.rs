@@ -27,7 +27,7 @@ use super::http::{send, Upstream};
 use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 use crate::upload::module::CloudType;
 
 /// The KSyun provider.
@@ -65,7 +65,7 @@ impl KsyunProvider {
         default_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         // Validated by the config (scheme and host only); the path is `/`.
         let url = reqwest::Url::parse(&cfg.sts_endpoint)
@@ -80,7 +80,7 @@ impl KsyunProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
-            shared,
+            cluster,
         );
         Ok(KsyunProvider {
             inner: Arc::new(Inner {

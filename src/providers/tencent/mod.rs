@@ -25,7 +25,7 @@ use super::http::{send, Upstream};
 use super::{CredentialProvider, IssueRequest, Issued, ProviderError};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 use crate::upload::module::CloudType;
 
 use self::api::{ACTION, CONTENT_TYPE, VERSION};
@@ -56,7 +56,7 @@ impl TencentProvider {
         min_remaining_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(&cfg.endpoint)
             .map_err(|_| "providers.tencent.endpoint is not a URL".to_string())?;
@@ -70,14 +70,14 @@ impl TencentProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics.clone(),
-            shared,
+            cluster,
         );
         Ok(TencentProvider {
             inner: Arc::new(Inner {
                 url: url.to_string(),
                 host,
                 upstream,
-                pools: Pools::new(shared.cloned(), min_remaining_secs as i64, clock.clone()),
+                pools: Pools::new(cluster.cloned(), min_remaining_secs as i64, clock.clone()),
                 min_remaining_secs: min_remaining_secs as i64,
                 clock,
                 metrics,
