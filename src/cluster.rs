@@ -353,11 +353,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert_eq!(
-            e,
-            RedisError::Skipped,
-            "the start's heartbeat failed first"
-        );
+        assert_eq!(e, RedisError::Skipped, "the start's heartbeat failed first");
         assert!(s.ping().await.is_err());
         assert!(metrics
             .render()

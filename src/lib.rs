@@ -23,13 +23,13 @@
 pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod secret;
-pub mod cluster;
 pub mod store;
 pub mod upload;
 

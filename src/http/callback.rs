@@ -17,7 +17,8 @@ use crate::error::ApiError;
 use crate::http::middleware::REQUEST_ID;
 use crate::http::read_body;
 use crate::http::sts::{success, Success};
-use crate::providers::{callback_origin, CallbackInput, CallbackOrigin};
+use crate::providers::registry::callback_origin;
+use crate::providers::{CallbackInput, CallbackOrigin};
 use crate::store::{MarkOutcome, UploadFacts};
 use crate::upload::service::AUDIT_TARGET;
 
@@ -147,7 +148,7 @@ async fn callback(
         };
         if let Err(e) = provider.verify_callback(&input).await {
             state.metrics.callback(origin_label, "bad_signature");
-            return Err(e);
+            return Err(e.into());
         }
     }
     let content_type = parts

@@ -24,14 +24,6 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl From<StoreError> for crate::error::ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(d) => crate::error::ApiError::DatabaseUnavailable(d),
-        }
-    }
-}
-
 /// A row to insert when an objectId is allocated.
 #[derive(Debug, Clone)]
 pub struct NewObject {

@@ -19,10 +19,10 @@ use moka::Expiry;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::providers::crypto;
 use crate::providers::Form;
-use crate::cluster::Cluster;
 use crate::upload::answer::{CallbackInfo, StsAnswer};
 
 /// A remembered answer.

@@ -469,11 +469,14 @@ fn partial_section_and_short_lifetime_stop_the_start() {
         let db = sqlite().await;
         let mut c = base_config(&db);
         c.providers.qiniu.access_key = stsgate::secret::Secret::new(QN_AK);
-        let err = stsgate::app::build(c.clone(), None).await.unwrap_err();
+        let err = stsgate::app::build(c.clone(), None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("providers.qiniu.secret_key"), "{err}");
         enable_qiniu(&mut c);
         c.providers.qiniu.duration_secs = Some(120);
-        let err = stsgate::app::build(c, None).await.unwrap_err();
+        let err = stsgate::app::build(c, None).await.unwrap_err().to_string();
         assert!(err.contains("providers.qiniu.duration_secs"), "{err}");
         assert!(!err.contains(QN_SK) && !err.contains(QN_AK), "{err}");
     });

@@ -24,9 +24,9 @@ use self::sign::{sign_request, SigV4Key, SigV4Request, FORM_CONTENT_TYPE};
 use super::http::{send, Upstream};
 use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
 use crate::clock::{rfc3339, Clock};
-use crate::metrics::Metrics;
 use crate::cluster::Cluster;
-use crate::upload::module::CloudType;
+use crate::metrics::Metrics;
+use crate::providers::CloudType;
 
 /// The AWS / S3-compatible provider.
 #[derive(Clone)]
@@ -62,7 +62,7 @@ fn system_time(unix: i64) -> SystemTime {
 impl AwsProvider {
     /// Builds the provider from its (enabled, validated) section; `upload_duration_secs`
     /// is the lifetime to request when the section sets none.
-    pub fn new(
+    pub fn new_legacy(
         cfg: AwsConfig,
         upload_duration_secs: u64,
         clock: Arc<dyn Clock>,
@@ -165,6 +165,27 @@ impl Inner {
     }
 }
 
+impl crate::providers::registry::Cloud for AwsProvider {
+    const TYPE: CloudType = CloudType::Aws;
+    type Config = AwsConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &AwsConfig {
+        &providers.aws
+    }
+    fn new(
+        cfg: AwsConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(
+            cfg,
+            ctx.config.upload.duration_secs,
+            ctx.clock.clone(),
+            ctx.metrics.clone(),
+            ctx.cluster,
+        )
+        .map_err(crate::config::ConfigError)
+    }
+}
+
 #[async_trait]
 impl CredentialProvider for AwsProvider {
     fn cloud_type(&self) -> CloudType {
@@ -260,7 +281,7 @@ mod tests {
 
     #[test]
     fn debug_shows_no_key() {
-        let p = AwsProvider::new(
+        let p = AwsProvider::new_legacy(
             cfg(),
             3600,
             Arc::new(crate::clock::SystemClock),
@@ -281,7 +302,7 @@ mod tests {
 
     #[test]
     fn scrub_drops_messages_that_quote_our_keys() {
-        let p = AwsProvider::new(
+        let p = AwsProvider::new_legacy(
             cfg(),
             3600,
             Arc::new(crate::clock::SystemClock),

@@ -24,9 +24,9 @@ use self::config::TencentConfig;
 use super::http::{send, Upstream};
 use super::{CredentialProvider, IssueRequest, Issued, ProviderError};
 use crate::clock::Clock;
-use crate::metrics::Metrics;
 use crate::cluster::Cluster;
-use crate::upload::module::CloudType;
+use crate::metrics::Metrics;
+use crate::providers::CloudType;
 
 use self::api::{ACTION, CONTENT_TYPE, VERSION};
 
@@ -51,7 +51,7 @@ struct Inner {
 
 impl TencentProvider {
     /// Builds the provider from its (enabled) section.
-    pub fn new(
+    pub fn new_legacy(
         cfg: TencentConfig,
         min_remaining_secs: u64,
         clock: Arc<dyn Clock>,
@@ -217,6 +217,27 @@ impl Inner {
             s.refilling = true;
         }
         tokio::spawn(Arc::clone(self).refill(key, slot));
+    }
+}
+
+impl crate::providers::registry::Cloud for TencentProvider {
+    const TYPE: CloudType = CloudType::Tencent;
+    type Config = TencentConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &TencentConfig {
+        &providers.tencent
+    }
+    fn new(
+        cfg: TencentConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(
+            cfg,
+            ctx.config.upload.min_remaining_secs,
+            ctx.clock.clone(),
+            ctx.metrics.clone(),
+            ctx.cluster,
+        )
+        .map_err(crate::config::ConfigError)
     }
 }
 
