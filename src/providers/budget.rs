@@ -31,7 +31,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use rand::Rng as _;
@@ -105,7 +107,7 @@ pub struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut log = self.budget.log.lock().expect("budget lock");
+        let mut log = self.budget.log.lock();
         log.in_flight -= 1;
         log.done.push_back(Instant::now());
         drop(log);
@@ -236,7 +238,7 @@ impl Budget {
     }
 
     fn try_at(self: &Arc<Self>, now: Instant, limit: usize) -> Result<Permit, Wait> {
-        let mut log = self.log.lock().expect("budget lock");
+        let mut log = self.log.lock();
         log.prune(now);
         if log.in_flight + log.done.len() < limit {
             log.in_flight += 1;
@@ -253,7 +255,7 @@ impl Budget {
 
     /// Records a call admitted in Redis in the local log too.
     fn admitted(self: &Arc<Self>, member: String) -> Permit {
-        let mut log = self.log.lock().expect("budget lock");
+        let mut log = self.log.lock();
         log.prune(Instant::now());
         log.in_flight += 1;
         Permit {

@@ -67,7 +67,7 @@ impl ProviderSection for HuaweiConfig {
             return Err("providers.huawei.iam_endpoint must not be empty".into());
         }
         if let Some(d) = self.duration_secs {
-            if !super::api::DURATION_RANGE.contains(&d) {
+            if !super::sts::DURATION_RANGE.contains(&d) {
                 return Err(
                     "providers.huawei.duration_secs must be between 900 and 86400 (IAM's limits)"
                         .into(),

@@ -1,5 +1,5 @@
 //! Cloud type 6: Huawei OBS, with temporary AK/SK/security token from IAM
-//! `POST /v3.0/OS-CREDENTIAL/securitytokens` (protocols/qiniu-huawei-ksyun-baidu.md §2).
+//! `POST /v3.0/OS-CREDENTIAL/securitytokens` (`docs/protocols/huawei.md`).
 //!
 //! Every issuance makes its own IAM call (no credential cache): the session policy allows
 //! only uploading `relativePath` (or, with `isDir`, keys under the prefix). The answer also
@@ -7,9 +7,10 @@
 //! callback is not used (its signature is not fully documented): `callbackInfo` is for the
 //! client to call back with its JWT.
 
-pub mod api;
 pub mod config;
+pub mod form;
 pub mod sign;
+pub mod sts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +18,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use self::config::HuaweiConfig;
+use super::form::service_urls;
 use super::http::{send, Target, Upstream};
-use super::{
-    form::service_urls, CredentialProvider, Form, IssueRequest, Issued, ProviderError,
-    TempCredentials,
-};
-use crate::clock::{rfc3339, Clock};
-use crate::cluster::Cluster;
-use crate::metrics::Metrics;
-use crate::providers::CloudType;
+use super::registry::{Cloud, Context, ProvidersConfig};
+use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError, TempCredentials};
+use crate::clock::Clock;
+use crate::config::ConfigError;
 
 /// The Huawei OBS provider.
 #[derive(Clone)]
@@ -36,12 +34,12 @@ pub struct HuaweiProvider {
 struct Inner {
     cfg: HuaweiConfig,
     /// The securitytokens call: URL, and `Host` and path as sent and signed.
-    target: Target,
+    sts: Target,
     /// OBS service endpoint (never contains the bucket).
     endpoint: String,
     /// The browser POST URL (bucket host).
     form_url: String,
-    duration_seconds: u64,
+    duration_secs: u64,
     upstream: Upstream,
     clock: Arc<dyn Clock>,
 }
@@ -50,56 +48,8 @@ impl std::fmt::Debug for HuaweiProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HuaweiProvider")
             .field("cfg", &self.inner.cfg)
-            .field("target", &self.inner.target)
+            .field("sts", &self.inner.sts)
             .finish_non_exhaustive()
-    }
-}
-
-impl HuaweiProvider {
-    /// Builds the provider from its (enabled) section; `default_duration_secs` is
-    /// `upload.duration_secs`, used when the section sets none.
-    pub fn new_legacy(
-        cfg: HuaweiConfig,
-        default_duration_secs: u64,
-        clock: Arc<dyn Clock>,
-        metrics: Metrics,
-        cluster: Option<&Cluster>,
-    ) -> Result<Self, String> {
-        let target = Target::new(
-            &cfg.iam_endpoint,
-            api::PATH,
-            &[],
-            "providers.huawei.iam_endpoint",
-        )?;
-        let (endpoint, form_url) = service_urls(
-            &cfg.obs_endpoint,
-            api::obs_endpoint(&cfg.region),
-            &cfg.bucket,
-            "providers.huawei.obs_endpoint",
-        )?;
-        let duration_seconds = cfg
-            .duration_secs
-            .unwrap_or(default_duration_secs)
-            .clamp(*api::DURATION_RANGE.start(), *api::DURATION_RANGE.end());
-        let upstream = Upstream::new(
-            "huawei",
-            cfg.rate_limit_per_sec,
-            cfg.connect_timeout_ms,
-            cfg.timeout_ms,
-            metrics,
-            cluster,
-        );
-        Ok(HuaweiProvider {
-            inner: Arc::new(Inner {
-                target,
-                endpoint,
-                form_url,
-                duration_seconds,
-                upstream,
-                clock,
-                cfg,
-            }),
-        })
     }
 }
 
@@ -112,7 +62,7 @@ impl Inner {
     ) -> Result<TempCredentials, ProviderError> {
         let ak = self.cfg.access_key_id.expose();
         let sk = self.cfg.secret_access_key.expose();
-        let mut headers = vec![("Content-Type", api::CONTENT_TYPE)];
+        let mut headers = vec![("Content-Type", sts::CONTENT_TYPE)];
         if !self.cfg.domain_id.is_empty() {
             headers.push(("X-Domain-Id", self.cfg.domain_id.as_str()));
         }
@@ -121,8 +71,8 @@ impl Inner {
             sk,
             &sign::Request {
                 method: "POST",
-                host: &self.target.host,
-                path: &self.target.path,
+                host: &self.sts.host,
+                path: &self.sts.path,
                 query: &[],
                 headers: &headers,
                 body,
@@ -132,7 +82,7 @@ impl Inner {
         let mut req = self
             .upstream
             .client
-            .post(&self.target.url)
+            .post(&self.sts.url)
             .timeout(timeout)
             .body(body.to_vec());
         for (name, value) in &signed {
@@ -142,78 +92,84 @@ impl Inner {
             }
         }
         let (status, bytes) = send(req).await?;
-        api::parse_securitytokens(status, &bytes, &[ak, sk])
-    }
-
-    /// The OBS browser POST form for `key`, signed with the temporary secret.
-    fn form(&self, cred: &TempCredentials, key: &str, is_dir: bool, max_bytes: u64) -> Form {
-        let policy_json = api::post_policy(
-            &rfc3339(cred.expiration),
-            &self.cfg.bucket,
-            key,
-            is_dir,
-            cred.expose_token(),
-            max_bytes,
-        );
-        let policy = sign::obs_post_policy(&policy_json);
-        let signature = sign::obs_post_signature(cred.expose_secret(), &policy);
-        Form::with_policy(
-            self.form_url.clone(),
-            vec![
-                ("key", key.into()),
-                ("AccessKeyId", cred.access_key_id.clone()),
-                ("x-obs-security-token", cred.expose_token().into()),
-            ],
-            policy,
-            signature,
-        )
+        sts::parse(status, &bytes, &[ak, sk])
     }
 }
 
-impl crate::providers::registry::Cloud for HuaweiProvider {
+impl Cloud for HuaweiProvider {
     const TYPE: CloudType = CloudType::Huawei;
     type Config = HuaweiConfig;
-    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &HuaweiConfig {
+
+    fn section(providers: &ProvidersConfig) -> &HuaweiConfig {
         &providers.huawei
     }
-    fn new(
-        cfg: HuaweiConfig,
-        ctx: &crate::providers::registry::Context<'_>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Self::new_legacy(
-            cfg,
-            ctx.config.upload.duration_secs,
-            ctx.clock.clone(),
-            ctx.metrics.clone(),
-            ctx.cluster,
+
+    fn new(cfg: HuaweiConfig, ctx: &Context<'_>) -> Result<Self, ConfigError> {
+        let sts = Target::new(
+            &cfg.iam_endpoint,
+            sts::PATH,
+            &[],
+            "providers.huawei.iam_endpoint",
         )
-        .map_err(crate::config::ConfigError)
+        .map_err(ConfigError)?;
+        let (endpoint, form_url) = service_urls(
+            &cfg.obs_endpoint,
+            sts::obs_endpoint(&cfg.region),
+            &cfg.bucket,
+            "providers.huawei.obs_endpoint",
+        )
+        .map_err(ConfigError)?;
+        let duration_secs = ctx.duration_secs(cfg.duration_secs, sts::DURATION_RANGE);
+        let upstream = ctx.upstream(
+            "huawei",
+            cfg.rate_limit_per_sec,
+            cfg.connect_timeout_ms,
+            cfg.timeout_ms,
+        );
+        Ok(HuaweiProvider {
+            inner: Arc::new(Inner {
+                sts,
+                endpoint,
+                form_url,
+                duration_secs,
+                upstream,
+                clock: ctx.clock.clone(),
+                cfg,
+            }),
+        })
     }
 }
 
 #[async_trait]
 impl CredentialProvider for HuaweiProvider {
     fn cloud_type(&self) -> CloudType {
-        CloudType::Huawei
+        Self::TYPE
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
         let inner = &self.inner;
         let key = req.planned_key.as_str();
-        let policy = api::session_policy(&inner.cfg.bucket, &req.key_pattern());
+        let policy = sts::session_policy(&inner.cfg.bucket, &req.key_pattern());
         let packed = policy.packed().len();
-        if packed > api::MAX_POLICY_BYTES {
+        if packed > sts::MAX_POLICY_BYTES {
             return Err(ProviderError::Unusable(format!(
                 "session policy of {packed} bytes exceeds {} (key_prefix too long?)",
-                api::MAX_POLICY_BYTES
+                sts::MAX_POLICY_BYTES
             )));
         }
-        let body = api::request_body(inner.duration_seconds, &policy);
+        let body = sts::request_body(inner.duration_secs, &policy);
         let cred = inner
             .upstream
             .call(req.deadline, |t| inner.fetch_once(&body, t))
             .await?;
-        let form = inner.form(&cred, key, req.is_dir, req.max_bytes);
+        let form = form::form(
+            &cred,
+            &inner.cfg.bucket,
+            &inner.form_url,
+            key,
+            req.is_dir,
+            req.max_bytes,
+        );
         Ok(Issued::temporary(
             cred,
             &inner.cfg.bucket,

@@ -7,7 +7,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::providers::crypto::{b64, hex, hmac_sha1, hmac_sha256, sha256, RFC3986};
+use crate::providers::crypto::{hex, hmac_sha256, sha256, RFC3986};
 
 /// The algorithm name that opens the string to sign and the `Authorization` value.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
@@ -208,19 +208,10 @@ pub fn sign(
     headers
 }
 
-/// OBS browser POST: `policy = b64(policy JSON bytes)`.
-pub fn obs_post_policy(policy_json: &str) -> String {
-    b64(policy_json.as_bytes())
-}
-
-/// OBS browser POST: `signature = b64(HMAC-SHA1(SK, policy))`, over the base64 text.
-pub fn obs_post_signature(secret_key: &str, policy_b64: &str) -> String {
-    b64(hmac_sha1(secret_key.as_bytes(), policy_b64.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::form::sign_policy_hmac_sha1;
     use crate::providers::test_vectors::{expected_count, load, s};
     use proptest::prelude::*;
     use serde_json::Value;
@@ -405,7 +396,8 @@ mod tests {
             let policy_json = input["policy_json"]
                 .as_str()
                 .unwrap_or_else(|| s(exp, "origin_policy"));
-            let policy = obs_post_policy(policy_json);
+            let signed = sign_policy_hmac_sha1(sk, policy_json);
+            let policy = signed.policy.clone();
             assert_eq!(policy, s(exp, "policy_base64"), "{name}: policy");
             let fields = exp["suggested_form_fields"].as_object().unwrap();
             assert_eq!(fields["policy"], policy.as_str(), "{name}: policy field");
@@ -418,7 +410,7 @@ mod tests {
                 let sig = aws_sigv4::sign::v4::calculate_signature(key, policy.as_bytes());
                 assert_eq!(sig, s(exp, "signature"), "{name}: v4 signature");
             } else {
-                let sig = obs_post_signature(sk, &policy);
+                let sig = signed.signature.clone();
                 assert_eq!(sig, s(exp, "signature"), "{name}: signature");
                 assert_eq!(fields["signature"], sig.as_str(), "{name}: signature field");
                 assert_eq!(

@@ -1,5 +1,5 @@
-//! IAM `POST /v3.0/OS-CREDENTIAL/securitytokens` wire types, the OBS session policy and
-//! browser POST policy, and answer parsing (pure; no HTTP here).
+//! The credential call: IAM `POST /v3.0/OS-CREDENTIAL/securitytokens` — request body,
+//! the OBS session policy, and answer parsing (pure; no HTTP here).
 //!
 //! Success is HTTP 201 `{"credential":{"access","secret","securitytoken","expires_at"}}`.
 //! Failures come in two documented shapes: the API gateway's / IAM's
@@ -8,9 +8,9 @@
 
 use secrecy::SecretString;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::providers::form::policy_json as post_policy_json;
+use crate::providers::answer::Answer;
 use crate::providers::{ProviderError, TempCredentials};
 
 /// The IAM path.
@@ -109,33 +109,6 @@ pub fn request_body(duration_seconds: u64, policy: &SessionPolicy) -> Vec<u8> {
     .expect("plain values always serialise")
 }
 
-/// The OBS browser POST policy JSON: `{"expiration":..,"conditions":[{"bucket":..},
-/// key (exact `{"key":..}` or `["starts-with","$key",prefix]`),
-/// {"x-obs-security-token":..}, ["content-length-range",0,max]]}`, compact, in this order.
-pub fn post_policy(
-    expiration: &str,
-    bucket: &str,
-    key: &str,
-    is_dir: bool,
-    security_token: &str,
-    max_bytes: u64,
-) -> String {
-    let key_condition = if is_dir {
-        json!(["starts-with", "$key", key])
-    } else {
-        json!({ "key": key })
-    };
-    post_policy_json(
-        expiration,
-        &[
-            json!({ "bucket": bucket }),
-            key_condition,
-            json!({ "x-obs-security-token": security_token }),
-            json!(["content-length-range", 0, max_bytes]),
-        ],
-    )
-}
-
 /// Throttling codes of the API gateway in front of IAM (HTTP 429).
 fn is_retryable(status: u16, code: &str) -> bool {
     status >= 500 || status == 429 || matches!(code, "APIGW.0308" | "APIG.0308")
@@ -172,17 +145,12 @@ fn error_of(status: u16, v: &Value, secrets: &[&str]) -> Option<ProviderError> {
     ))
 }
 
-fn missing(field: &str) -> ProviderError {
-    ProviderError::Unusable(format!("IAM answer lacks {field}"))
-}
+/// How errors name this answer.
+const IAM: Answer = Answer("IAM");
 
 /// Parses an IAM securitytokens answer (any HTTP status). `secrets` are scrubbed from any
 /// error text the cloud sends back. Error messages name fields, never their values.
-pub fn parse_securitytokens(
-    status: u16,
-    body: &[u8],
-    secrets: &[&str],
-) -> Result<TempCredentials, ProviderError> {
+pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<TempCredentials, ProviderError> {
     let ok = (200..300).contains(&status);
     let value: Option<Value> = serde_json::from_slice(body).ok();
     if let Some(err) = value.as_ref().and_then(|v| error_of(status, v, secrets)) {
@@ -199,24 +167,12 @@ pub fn parse_securitytokens(
     let cred = root
         .get("credential")
         .and_then(Value::as_object)
-        .ok_or_else(|| missing("credential"))?;
-    let field = |name: &str| -> Result<String, ProviderError> {
-        match cred.get(name) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
-                Err(missing(&format!("credential.{name}")))
-            }
-            Some(_) => Err(ProviderError::Unusable(format!(
-                "IAM answer has a malformed credential.{name}"
-            ))),
-        }
-    };
+        .ok_or_else(|| IAM.missing("credential"))?;
+    let field = |name: &str| IAM.required_str(cred, name, &format!("credential.{name}"));
     let access = field("access")?;
     let secret = field("secret")?;
     let security_token = field("securitytoken")?;
-    let expires_at = crate::clock::parse_utc(&field("expires_at")?).ok_or_else(|| {
-        ProviderError::Unusable("IAM answer has a malformed credential.expires_at".into())
-    })?;
+    let expires_at = IAM.required_time(cred, "expires_at", "credential.expires_at")?;
     Ok(TempCredentials {
         access_key_id: access,
         secret_access_key: SecretString::from(secret),
@@ -231,26 +187,7 @@ mod tests {
     use super::*;
     use crate::providers::test_vectors::{assert_refused, load, named};
     use proptest::prelude::*;
-
-    #[test]
-    fn post_policy_reproduces_the_raw_prefix_vector() {
-        let file = load("huawei/huawei_obs_post.json");
-        let v = named(&file, "raw_prefix_with_security_token");
-        let got = post_policy(
-            "2025-01-01T01:00:00Z",
-            "stsgate-demo",
-            "tenant-7/",
-            true,
-            v["input"]["security_token"].as_str().unwrap(),
-            104_857_600,
-        );
-        assert_eq!(got, v["input"]["policy_json"].as_str().unwrap());
-        let exact = post_policy("2025-01-01T01:00:00Z", "b", "k/x.png", false, "t", 10);
-        assert_eq!(
-            exact,
-            r#"{"expiration":"2025-01-01T01:00:00Z","conditions":[{"bucket":"b"},{"key":"k/x.png"},{"x-obs-security-token":"t"},["content-length-range",0,10]]}"#
-        );
-    }
+    use serde_json::json;
 
     #[test]
     fn session_policy_matches_the_sdk_vector_shape() {
@@ -298,13 +235,13 @@ mod tests {
             "expires_at": "2025-01-01T01:00:00.987000Z"}})
     }
 
-    fn parse(status: u16, v: &Value) -> Result<TempCredentials, ProviderError> {
-        parse_securitytokens(status, &serde_json::to_vec(v).unwrap(), &[])
+    fn parse_value(status: u16, v: &Value) -> Result<TempCredentials, ProviderError> {
+        super::parse(status, &serde_json::to_vec(v).unwrap(), &[])
     }
 
     #[test]
     fn parses_the_documented_answer() {
-        let c = parse(201, &ok_body()).unwrap();
+        let c = parse_value(201, &ok_body()).unwrap();
         assert_eq!(c.access_key_id, "TMPAK");
         assert_eq!(c.expose_secret(), "TMP-SECRET");
         assert_eq!(c.expose_token(), "TOKEN-SECRET");
@@ -326,25 +263,25 @@ mod tests {
             let mut v = ok_body();
             v["credential"].as_object_mut().unwrap().remove(field);
             assert_eq!(
-                parse(201, &v).unwrap_err(),
+                parse_value(201, &v).unwrap_err(),
                 ProviderError::Unusable(format!("IAM answer lacks {name}"))
             );
             v["credential"][field] = json!(12345);
-            let err = parse(201, &v).unwrap_err().to_string();
+            let err = parse_value(201, &v).unwrap_err().to_string();
             assert!(err.contains(name) && !err.contains("12345"), "{err}");
         }
         let mut v = ok_body();
         v["credential"]["expires_at"] = json!("tomorrow");
         assert_eq!(
-            parse(201, &v).unwrap_err(),
+            parse_value(201, &v).unwrap_err(),
             ProviderError::Unusable("IAM answer has a malformed credential.expires_at".into())
         );
         assert_eq!(
-            parse(201, &json!({"token": {}})).unwrap_err(),
+            parse_value(201, &json!({"token": {}})).unwrap_err(),
             ProviderError::Unusable("IAM answer lacks credential".into())
         );
         assert!(matches!(
-            parse_securitytokens(201, b"{\"credential\": ", &[]),
+            parse(201, b"{\"credential\": ", &[]),
             Err(ProviderError::Unusable(_))
         ));
     }
@@ -390,15 +327,15 @@ mod tests {
             ),
         ];
         for (status, body, code, retryable) in cases {
-            assert_refused(parse(status, &body), code, retryable);
+            assert_refused(parse_value(status, &body), code, retryable);
         }
         // No documented shape: the HTTP status decides.
         assert_eq!(
-            parse_securitytokens(502, b"<html>bad gateway</html>", &[]).unwrap_err(),
+            parse(502, b"<html>bad gateway</html>", &[]).unwrap_err(),
             ProviderError::http_status(502)
         );
         assert_eq!(
-            parse_securitytokens(403, b"{\"message\":\"x\"}", &[]).unwrap_err(),
+            parse(403, b"{\"message\":\"x\"}", &[]).unwrap_err(),
             ProviderError::http_status(403)
         );
     }
@@ -406,9 +343,7 @@ mod tests {
     #[test]
     fn error_text_never_echoes_a_secret() {
         let body = json!({"error_code": "APIGW.0301", "error_msg": "bad key LONGTERM-AK-1"});
-        let err =
-            parse_securitytokens(401, &serde_json::to_vec(&body).unwrap(), &["LONGTERM-AK-1"])
-                .unwrap_err();
+        let err = parse(401, &serde_json::to_vec(&body).unwrap(), &["LONGTERM-AK-1"]).unwrap_err();
         assert!(!format!("{err:?}").contains("LONGTERM-AK-1"));
     }
 
@@ -440,7 +375,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_bytes(status in any::<u16>(), body in prop::collection::vec(any::<u8>(), 0..256)) {
-            let _ = parse_securitytokens(status, &body, &["secret"]);
+            let _ = parse(status, &body, &["secret"]);
         }
 
         #[test]
@@ -459,7 +394,7 @@ mod tests {
             let mut fields: Vec<String> = top.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
             fields.push(format!("\"credential\":{{{}}}", inner.join(",")));
             let body = format!("{{{}}}", fields.join(","));
-            let _ = parse_securitytokens(status, body.as_bytes(), &[]);
+            let _ = parse(status, body.as_bytes(), &[]);
         }
     }
 }
