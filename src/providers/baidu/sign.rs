@@ -10,6 +10,7 @@
 use percent_encoding::AsciiSet;
 
 use crate::providers::crypto::{b64, hex, hmac_sha256, percent_encode, RFC3986};
+use crate::providers::form::SignedPolicy;
 
 /// RFC 3986 encoding that keeps `/` (for the canonical URI).
 const RFC3986_PATH: &AsciiSet = &RFC3986.remove(b'/');
@@ -146,14 +147,12 @@ pub fn sign(
     )
 }
 
-/// BOS PostObject: `policy = b64(policy JSON bytes)`.
-pub fn bos_post_policy(policy_json: &str) -> String {
-    b64(policy_json.as_bytes())
-}
-
-/// BOS PostObject: `signature = hex(HMAC-SHA256(SK, policy))`, over the base64 text.
-pub fn bos_post_signature(secret_key: &str, policy_b64: &str) -> String {
-    hex(hmac_sha256(secret_key.as_bytes(), policy_b64.as_bytes()))
+/// BOS PostObject: `policy = base64(policy JSON bytes)`,
+/// `signature = hex(HMAC-SHA256(SK, policy))` over the base64 text.
+pub fn sign_bos_post(secret_key: &str, policy_json: &str) -> SignedPolicy {
+    let policy = b64(policy_json.as_bytes());
+    let signature = hex(hmac_sha256(secret_key.as_bytes(), policy.as_bytes()));
+    SignedPolicy { policy, signature }
 }
 
 #[cfg(test)]
@@ -235,9 +234,10 @@ mod tests {
             let name = s(v, "name");
             let input = &v["input"];
             let exp = &v["expected"];
-            let policy = bos_post_policy(s(input, "policy_json"));
+            let signed = sign_bos_post(s(input, "secret_key"), s(input, "policy_json"));
+            let policy = signed.policy.clone();
             assert_eq!(policy, s(exp, "policy_base64"), "{name}: policy");
-            let sig = bos_post_signature(s(input, "secret_key"), &policy);
+            let sig = signed.signature.clone();
             assert_eq!(sig, s(exp, "signature"), "{name}: signature");
             let fields = &exp["suggested_form_fields"];
             assert_eq!(

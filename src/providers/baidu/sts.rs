@@ -7,9 +7,8 @@
 
 use secrecy::SecretString;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::providers::form::policy_json as post_policy_json;
 use crate::providers::{ProviderError, TempCredentials};
 
 /// The STS path.
@@ -60,26 +59,6 @@ pub fn acl_body(region: &str, bucket: &str, pattern: &str) -> Vec<u8> {
     .expect("plain strings always serialise")
 }
 
-/// The BOS PostObject policy JSON: `{"expiration":..,"conditions":[{"bucket":..},
-/// {"key": pattern}, {"x-bce-security-token":..}, ["content-length-range",0,max]]}`; BOS
-/// matches a trailing `*` in the key condition as a wildcard. The size condition only when
-/// `max_bytes` is given.
-pub fn post_policy(
-    expiration: &str,
-    bucket: &str,
-    pattern: &str,
-    session_token: &str,
-    max_bytes: Option<u64>,
-) -> String {
-    let mut conditions = vec![
-        json!({ "bucket": bucket }),
-        json!({ "key": pattern }),
-        json!({ "x-bce-security-token": session_token }),
-    ];
-    conditions.extend(max_bytes.map(|max| json!(["content-length-range", 0, max])));
-    post_policy_json(expiration, &conditions)
-}
-
 /// Internal errors, unavailability and throttling are worth retrying.
 fn is_retryable(status: u16, code: &str) -> bool {
     status >= 500
@@ -112,11 +91,7 @@ fn time_field(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, Provid
 
 /// Parses a sessionToken answer (any HTTP status). `secrets` are scrubbed from any error text
 /// the cloud sends back. Error messages name fields, never their values.
-pub fn parse_session_token(
-    status: u16,
-    body: &[u8],
-    secrets: &[&str],
-) -> Result<TempCredentials, ProviderError> {
+pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<TempCredentials, ProviderError> {
     let obj = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(obj)) => Some(obj),
         _ => None,
@@ -163,8 +138,9 @@ pub fn parse_session_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::test_vectors::{assert_refused, load, named};
+    use crate::providers::test_vectors::{assert_refused, load};
     use proptest::prelude::*;
+    use serde_json::json;
 
     #[test]
     fn acl_body_is_the_sdk_sample() {
@@ -201,24 +177,6 @@ mod tests {
         assert!(longest < MAX_ACL_BYTES / 4, "{longest}");
     }
 
-    #[test]
-    fn post_policy_reproduces_the_vectors() {
-        let file = load("baidu/baidu_bos_post.json");
-        let v = named(&file, "with_session_token_field");
-        let got = post_policy(
-            "2025-01-01T00:30:00Z",
-            "stsgate-demo",
-            "tenant-7/*",
-            "FAKE-session-token-abc/def=",
-            None,
-        );
-        assert_eq!(got, v["input"]["policy_json"].as_str().unwrap());
-        assert_eq!(
-            post_policy("2025-01-01T00:30:00Z", "b", "k/\"x\".png", "t", Some(10)),
-            r#"{"expiration":"2025-01-01T00:30:00Z","conditions":[{"bucket":"b"},{"key":"k/\"x\".png"},{"x-bce-security-token":"t"},["content-length-range",0,10]]}"#
-        );
-    }
-
     fn ok_body() -> Value {
         json!({"accessKeyId": "TMPAK", "secretAccessKey": "TMP-SECRET",
             "sessionToken": "TOKEN-SECRET", "createTime": "2025-01-01T00:00:00Z",
@@ -226,7 +184,7 @@ mod tests {
     }
 
     fn parse(status: u16, v: &Value) -> Result<TempCredentials, ProviderError> {
-        parse_session_token(status, &serde_json::to_vec(v).unwrap(), &[])
+        super::parse(status, &serde_json::to_vec(v).unwrap(), &[])
     }
 
     #[test]
@@ -271,7 +229,7 @@ mod tests {
             ProviderError::Unusable("STS answer has a malformed createTime".into())
         );
         assert!(matches!(
-            parse_session_token(200, b"[1]", &[]),
+            super::parse(200, b"[1]", &[]),
             Err(ProviderError::Unusable(_))
         ));
     }
@@ -292,16 +250,16 @@ mod tests {
             assert_refused(parse(status, &body), code, retryable);
         }
         assert_eq!(
-            parse_session_token(502, b"<html>", &[]).unwrap_err(),
+            super::parse(502, b"<html>", &[]).unwrap_err(),
             ProviderError::http_status(502)
         );
         assert_eq!(
-            parse_session_token(404, b"{}", &[]).unwrap_err(),
+            super::parse(404, b"{}", &[]).unwrap_err(),
             ProviderError::http_status(404)
         );
         let body = json!({"code": "InvalidAccessKeyId", "message": "no key LONGTERM-AK"});
-        let err = parse_session_token(403, &serde_json::to_vec(&body).unwrap(), &["LONGTERM-AK"])
-            .unwrap_err();
+        let err =
+            super::parse(403, &serde_json::to_vec(&body).unwrap(), &["LONGTERM-AK"]).unwrap_err();
         assert!(!format!("{err:?}").contains("LONGTERM-AK"));
     }
 
@@ -328,7 +286,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_bytes(status in any::<u16>(), body in prop::collection::vec(any::<u8>(), 0..256)) {
-            let _ = parse_session_token(status, &body, &["secret"]);
+            let _ = super::parse(status, &body, &["secret"]);
         }
 
         #[test]
@@ -344,7 +302,7 @@ mod tests {
         ) {
             let inner: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
             let body = format!("{{{}}}", inner.join(","));
-            let _ = parse_session_token(status, body.as_bytes(), &[]);
+            let _ = super::parse(status, body.as_bytes(), &[]);
         }
     }
 }
