@@ -15,6 +15,9 @@
 //! loadbench [--stsgate PATH] [--conns 64] [--secs 3] [--rounds 3]
 //!           [--variants sqlite,sqlite-full,postgres]
 //! loadbench bare ADDR BODY_BYTES        (the bare endpoint; started by the benchmark)
+//! loadbench drive ADDR PATH SECS CONNS   (load on a running server, e.g. one under
+//!                                         valgrind --tool=callgrind; JWTs for the HS256
+//!                                         secret in $LOADBENCH_JWT_SECRET)
 //! ```
 //! `postgres` uses `DATABASE_URL` (a fresh schema, dropped afterwards) and is skipped when it
 //! is unset.
@@ -74,6 +77,26 @@ fn main() {
             .build()
             .unwrap();
         rt.block_on(bare(addr, bytes));
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("drive") {
+        let addr: SocketAddr = args[2].parse().expect("drive ADDR PATH SECS CONNS");
+        let secs: f64 = args[4].parse().expect("SECS");
+        let conns: usize = args[5].parse().expect("CONNS");
+        let secret = std::env::var("LOADBENCH_JWT_SECRET").unwrap_or(JWT_SECRET.into());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut t = rt.block_on(drive(addr, &args[3], &tokens(&secret, conns), secs));
+        println!(
+            "{:.0} req/s  p50 {:.2} ms  p99 {:.2} ms  ok {}  errors {}",
+            t.rps(),
+            t.pct(0.5),
+            t.pct(0.99),
+            t.ok,
+            t.errors
+        );
         return;
     }
     let opts = parse_opts();
@@ -230,7 +253,8 @@ async fn drive(addr: SocketAddr, path: &str, tokens: &[String], secs: f64) -> Ta
                         conn = None;
                     }
                 }
-                t.lat_us.push(at.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                t.lat_us
+                    .push(at.elapsed().as_micros().min(u32::MAX as u128) as u32);
             }
             t
         }));
@@ -258,7 +282,10 @@ async fn wait_up(addr: SocketAddr, child: &mut Child) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "server at {addr} did not come up");
+        assert!(
+            Instant::now() < deadline,
+            "server at {addr} did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -320,6 +347,28 @@ async fn ledger_rows(url: &str) -> i64 {
     }
 }
 
+/// One token per connection (one user each), valid for an hour.
+fn tokens(secret: &str, n: usize) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (0..n)
+        .map(|i| {
+            stsgate::auth::jwt::mint_hs256(
+                secret,
+                &format!("bench-user-{i}"),
+                now,
+                3600,
+                "",
+                "",
+                &serde_json::Map::new(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
 async fn run(opts: Opts) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -331,24 +380,7 @@ async fn run(opts: Opts) {
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     println!("generator and servers share this machine; compare ratios within one run.\n");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let tokens: Vec<String> = (0..opts.conns)
-        .map(|i| {
-            stsgate::auth::jwt::mint_hs256(
-                JWT_SECRET,
-                &format!("bench-user-{i}"),
-                now,
-                3600,
-                "",
-                "",
-                &serde_json::Map::new(),
-            )
-            .unwrap()
-        })
-        .collect();
+    let tokens = tokens(JWT_SECRET, opts.conns);
     let mut summary = Vec::new();
     for variant in &opts.variants {
         let dir = tempfile::tempdir().unwrap();
@@ -361,11 +393,20 @@ async fn run(opts: Opts) {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("STSGATE_SERVER__LISTEN", sts_addr.to_string())
-            .env("STSGATE_SERVER__PUBLIC_BASE_URL", format!("http://{sts_addr}"))
+            .env(
+                "STSGATE_SERVER__PUBLIC_BASE_URL",
+                format!("http://{sts_addr}"),
+            )
             .env("STSGATE_DATABASE__URL", &db.url)
             .env("STSGATE_AUTH__HS256_SECRET", JWT_SECRET)
-            .env("STSGATE_PROVIDERS__QINIU__ACCESS_KEY", "bench-dummy-access-key")
-            .env("STSGATE_PROVIDERS__QINIU__SECRET_KEY", "bench-dummy-secret-key")
+            .env(
+                "STSGATE_PROVIDERS__QINIU__ACCESS_KEY",
+                "bench-dummy-access-key",
+            )
+            .env(
+                "STSGATE_PROVIDERS__QINIU__SECRET_KEY",
+                "bench-dummy-secret-key",
+            )
             .env("STSGATE_PROVIDERS__QINIU__BUCKET", "bench-bucket")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -373,15 +414,24 @@ async fn run(opts: Opts) {
         if variant == "sqlite-full" {
             cmd.env("STSGATE_DATABASE__SQLITE_SYNCHRONOUS", "full");
         }
-        let mut sts = Proc(cmd.spawn().expect("stsgate binary (build it: bench/load.sh)"));
+        let mut sts = Proc(
+            cmd.spawn()
+                .expect("stsgate binary (build it: bench/load.sh)"),
+        );
         wait_up(sts_addr, &mut sts.0).await;
         // The size of stsgate's answer, for the bare endpoint.
         let mut s = TcpStream::connect(sts_addr).await.unwrap();
         let mut buf = Vec::new();
-        let (status, body_len) = exchange(&mut s, &request(sts_addr, STS_PATH, &tokens[0]), &mut buf)
-            .await
-            .expect("first issuance");
-        assert_eq!(status, 200, "first issuance: {}", String::from_utf8_lossy(&buf));
+        let (status, body_len) =
+            exchange(&mut s, &request(sts_addr, STS_PATH, &tokens[0]), &mut buf)
+                .await
+                .expect("first issuance");
+        assert_eq!(
+            status,
+            200,
+            "first issuance: {}",
+            String::from_utf8_lossy(&buf)
+        );
         drop(s);
         let bare_addr = free_addr();
         let mut bare = Proc(
@@ -393,7 +443,10 @@ async fn run(opts: Opts) {
         );
         wait_up(bare_addr, &mut bare.0).await;
 
-        println!("== {variant} ({} answer: {body_len} bytes) ==", STS_PATH.split('?').next().unwrap());
+        println!(
+            "== {variant} ({} answer: {body_len} bytes) ==",
+            STS_PATH.split('?').next().unwrap()
+        );
         // Warm-up: connections, caches, the database file.
         drive(bare_addr, STS_PATH, &tokens, 1.0).await;
         let warm = drive(sts_addr, STS_PATH, &tokens, 1.0).await;

@@ -171,7 +171,10 @@ pub async fn build_with(
     clock: Arc<dyn Clock>,
     metrics: Metrics,
 ) -> Result<AppState, String> {
-    let store = store::connect(&config.database.url)
+    let options = store::StoreOptions {
+        sqlite_synchronous: config.database.sqlite_synchronous,
+    };
+    let store = store::connect_with(&config.database.url, &options)
         .await
         .map_err(|e| format!("database: {e}"))?;
     store

@@ -193,6 +193,10 @@ impl CredentialProvider for QiniuProvider {
         self.issue_now(req)
     }
 
+    fn calls_upstream(&self) -> bool {
+        false
+    }
+
     async fn verify_callback(&self, input: &CallbackInput) -> Result<(), ApiError> {
         self.verify(input).map_err(|e| {
             tracing::debug!(reason = %e, "Qiniu callback refused");
