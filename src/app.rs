@@ -5,18 +5,13 @@ use std::sync::Arc;
 
 use crate::auth::{keyfile, Verifier};
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::error::StartupError;
 use crate::http::limit::UserLimiter;
 use crate::metrics::Metrics;
-use crate::providers::aliyun::AliyunProvider;
-use crate::providers::aws::AwsProvider;
-use crate::providers::baidu::BaiduProvider;
-use crate::providers::huawei::HuaweiProvider;
-use crate::providers::ksyun::KsyunProvider;
-use crate::providers::qiniu::QiniuProvider;
-use crate::providers::tencent::TencentProvider;
+use crate::providers::registry::Context;
 use crate::providers::Registry;
-use crate::shared::Shared;
 use crate::store::{self, ObjectStore};
 use crate::upload::idempotency::IdemCache;
 
@@ -39,7 +34,7 @@ pub struct App {
     /// Idempotent answers.
     pub idem: IdemCache,
     /// The Redis connection replicas share; `None` when `[redis] url` is empty.
-    pub shared: Option<Shared>,
+    pub cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for App {
@@ -47,7 +42,7 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("config", &self.config)
             .field("providers", &self.providers)
-            .field("shared", &self.shared)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
@@ -63,88 +58,31 @@ impl Deref for AppState {
     }
 }
 
-/// Builds the enabled providers.
+/// Builds the enabled providers (every row of [`crate::providers::registry::CLOUDS`] whose
+/// section is set).
 pub fn build_registry(
     config: &Config,
     clock: Arc<dyn Clock>,
     metrics: &Metrics,
-    shared: Option<&Shared>,
-) -> Result<Registry, String> {
-    let enabled = config.validate().map_err(|e| e.to_string())?;
-    let mut reg = Registry::default();
-    if enabled.tencent {
-        reg.insert(Arc::new(TencentProvider::new(
-            config.providers.tencent.clone(),
-            config.upload.min_remaining_secs,
-            clock.clone(),
-            metrics.clone(),
-            shared,
-        )?));
-    }
-    // One block per cloud.
-    if enabled.aws {
-        reg.insert(Arc::new(AwsProvider::new(
-            config.providers.aws.clone(),
-            config.upload.duration_secs,
-            clock.clone(),
-            metrics.clone(),
-            shared,
-        )?));
-    }
-    if enabled.aliyun {
-        reg.insert(Arc::new(AliyunProvider::new(
-            config.providers.aliyun.clone(),
-            config.upload.duration_secs,
-            clock.clone(),
-            metrics.clone(),
-            shared,
-        )?));
-    }
-    if enabled.qiniu {
-        reg.insert(Arc::new(QiniuProvider::new(
-            &config.providers.qiniu,
-            &config.upload,
-            &config.server.public_base_url,
-        )?));
-    }
-    if enabled.huawei {
-        reg.insert(Arc::new(HuaweiProvider::new(
-            config.providers.huawei.clone(),
-            config.upload.duration_secs,
-            clock.clone(),
-            metrics.clone(),
-            shared,
-        )?));
-    }
-    if enabled.ksyun {
-        reg.insert(Arc::new(KsyunProvider::new(
-            config.providers.ksyun.clone(),
-            config.upload.duration_secs,
-            clock.clone(),
-            metrics.clone(),
-            shared,
-        )?));
-    }
-    if enabled.baidu {
-        reg.insert(Arc::new(BaiduProvider::new(
-            config.providers.baidu.clone(),
-            config.upload.duration_secs,
-            clock.clone(),
-            metrics.clone(),
-            shared,
-        )?));
-    }
-    Ok(reg)
+    cluster: Option<&Cluster>,
+) -> Result<Registry, StartupError> {
+    config.validate()?;
+    Ok(Registry::build(&Context {
+        config,
+        clock,
+        metrics: metrics.clone(),
+        cluster,
+    })?)
 }
 
 /// Resolves the HS256 fallback secret: `./stsgate.key` when no JWT key is configured
 /// (created on first use). Returns `None` when a key is configured.
-pub fn key_file_secret(config: &Config) -> Result<Option<String>, String> {
+pub fn key_file_secret(config: &Config) -> Result<Option<String>, StartupError> {
     if !config.auth.needs_key_file() {
         return Ok(None);
     }
     let path = Config::key_file_path();
-    let (secret, created) = keyfile::load_or_create(&path)?;
+    let (secret, created) = keyfile::load_or_create(&path).map_err(StartupError::Auth)?;
     if created {
         tracing::info!(path = %path.display(), "no JWT key configured: generated a random HS256 secret");
     } else {
@@ -154,7 +92,10 @@ pub fn key_file_secret(config: &Config) -> Result<Option<String>, String> {
 }
 
 /// Connects the store, applies migrations, builds providers and the verifier.
-pub async fn build(config: Config, hs256_fallback: Option<String>) -> Result<AppState, String> {
+pub async fn build(
+    config: Config,
+    hs256_fallback: Option<String>,
+) -> Result<AppState, StartupError> {
     build_with(
         config,
         hs256_fallback,
@@ -170,20 +111,20 @@ pub async fn build_with(
     hs256_fallback: Option<String>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
-) -> Result<AppState, String> {
+) -> Result<AppState, StartupError> {
     let options = store::StoreOptions {
         sqlite_synchronous: config.database.sqlite_synchronous,
     };
     let store = store::connect_with(&config.database.url, &options)
         .await
-        .map_err(|e| format!("database: {e}"))?;
-    store
-        .migrate()
+        .map_err(StartupError::Database)?;
+    store.migrate().await.map_err(StartupError::Migrations)?;
+    let verifier = Verifier::new(&config.auth.all_issuers(), hs256_fallback.as_deref())
+        .map_err(StartupError::Auth)?;
+    let cluster = Cluster::connect(&config.redis, metrics.clone())
         .await
-        .map_err(|e| format!("migrations: {e}"))?;
-    let verifier = Verifier::new(&config.auth.all_issuers(), hs256_fallback.as_deref())?;
-    let shared = Shared::connect(&config.redis, metrics.clone()).await?;
-    let providers = build_registry(&config, clock.clone(), &metrics, shared.as_ref())?;
+        .map_err(StartupError::Redis)?;
+    let providers = build_registry(&config, clock.clone(), &metrics, cluster.as_ref())?;
     let limiter = UserLimiter::new(config.server.per_user_rps);
     Ok(AppState(Arc::new(App {
         config,
@@ -193,7 +134,7 @@ pub async fn build_with(
         limiter,
         metrics,
         clock,
-        idem: IdemCache::new(shared.clone()),
-        shared,
+        idem: IdemCache::new(cluster.clone()),
+        cluster,
     })))
 }

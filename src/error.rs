@@ -11,7 +11,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::providers::ProviderError;
+use crate::config::ConfigError;
+use crate::providers::{CallbackRefused, ProviderError};
+use crate::store::StoreError;
 
 /// Every failure the HTTP API reports.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -221,6 +223,41 @@ impl From<ProviderError> for ApiError {
             ProviderError::InvalidRequest(m) => ApiError::InvalidParam(m),
         }
     }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(d) => ApiError::DatabaseUnavailable(d),
+        }
+    }
+}
+
+impl From<CallbackRefused> for ApiError {
+    fn from(e: CallbackRefused) -> Self {
+        ApiError::BadCallbackSignature(e.0)
+    }
+}
+
+/// Why the server could not start. Every message names the configuration key or the part
+/// that failed, and never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A key is missing, unknown or has a bad value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `database.url` cannot be opened.
+    #[error("database: {0}")]
+    Database(StoreError),
+    /// The migrations did not apply.
+    #[error("migrations: {0}")]
+    Migrations(StoreError),
+    /// The JWT keys cannot be loaded (`auth.*`, or `./stsgate.key`).
+    #[error("auth: {0}")]
+    Auth(String),
+    /// `redis.url` is configured but unusable.
+    #[error("redis: {0}")]
+    Redis(String),
 }
 
 /// Builds an envelope response for `status` with `code` and messages.

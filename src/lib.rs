@@ -17,19 +17,19 @@
 //! - [`store`]: the ledger trait with SQLite and PostgreSQL implementations.
 //! - [`providers`]: one folder per cloud (`config`, `sign`, `api`, provider), the
 //!   shared budget, retrying HTTP driver and crypto helpers.
-//! - [`shared`]: the optional Redis connection replicas share (cluster-wide budget,
+//! - [`cluster`]: the optional Redis connection replicas share (cluster-wide budget,
 //!   idempotent answers, Tencent pool) and its failure policy.
 
 pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod secret;
-pub mod shared;
 pub mod store;
 pub mod upload;
 

@@ -67,9 +67,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve => {
             stsgate::init_tracing();
             let config = load()?;
-            let fallback = stsgate::app::key_file_secret(&config)?;
+            let fallback = stsgate::app::key_file_secret(&config).map_err(|e| e.to_string())?;
             let listen = config.server.listen.clone();
-            let state = stsgate::app::build(config, fallback).await?;
+            let state = stsgate::app::build(config, fallback)
+                .await
+                .map_err(|e| e.to_string())?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -131,7 +133,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = load()?;
             let enabled = config.validate().map_err(|e| e.to_string())?;
             print!("{}", config.redacted_toml());
-            println!("\n# enabled providers: {enabled:?}");
+            let listed: Vec<String> = stsgate::providers::CloudType::ALL
+                .iter()
+                .map(|c| format!("{}: {}", c.name(), enabled.contains(c)))
+                .collect();
+            println!("\n# enabled providers: {}", listed.join(", "));
             Ok(())
         }
         Command::Healthcheck => {

@@ -7,7 +7,8 @@ pub mod objects;
 pub mod ops;
 pub mod sts;
 
-use axum::Router;
+use axum::{Json, Router};
+use serde::Serialize;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -29,4 +30,24 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::BodyTooLarge(limit))
+}
+
+/// The success envelope.
+#[derive(Serialize)]
+pub struct Success<T: Serialize> {
+    /// Always 0.
+    pub code: u32,
+    /// Always "".
+    pub message: &'static str,
+    /// The payload.
+    pub data: T,
+}
+
+/// Wraps `data` in `{"code":0,"message":"","data":...}`.
+pub fn success<T: Serialize>(data: T) -> Json<Success<T>> {
+    Json(Success {
+        code: 0,
+        message: "",
+        data,
+    })
 }

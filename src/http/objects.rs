@@ -9,8 +9,9 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::clock::rfc3339;
 use crate::error::ApiError;
-use crate::http::sts::{success, Success};
+use crate::http::{success, Success};
 use crate::store::ObjectRecord;
+use crate::upload::callback::check_owner;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -56,8 +57,6 @@ async fn show(
         .get_object(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("object {id}")))?;
-    if record.owner != user.sub {
-        return Err(ApiError::Forbidden("not your object".into()));
-    }
+    check_owner(&record, &user.sub)?;
     Ok(success(ObjectDto::from(record)))
 }

@@ -32,10 +32,10 @@ async fn healthz() -> impl IntoResponse {
 /// full one.
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     state.store.ping().await?;
-    Ok(Json(match &state.shared {
+    Ok(Json(match &state.cluster {
         None => json!({"status": "ready"}),
-        Some(shared) => {
-            let redis = if shared.ping().await.is_ok() {
+        Some(cluster) => {
+            let redis = if cluster.ping().await.is_ok() {
                 "ok"
             } else {
                 "unavailable"

@@ -8,14 +8,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::http::middleware::REQUEST_ID;
-use crate::http::read_body;
+use crate::http::{read_body, success, Success};
 use crate::upload::answer::StsAnswer;
 use crate::upload::idempotency::valid_key;
 use crate::upload::{params, service};
@@ -23,26 +22,6 @@ use crate::upload::{params, service};
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new().route("/upload/sts/info", get(info).post(info))
-}
-
-/// The success envelope.
-#[derive(Serialize)]
-pub struct Success<T: Serialize> {
-    /// Always 0.
-    pub code: u32,
-    /// Always "".
-    pub message: &'static str,
-    /// The payload.
-    pub data: T,
-}
-
-/// Wraps `data` in `{"code":0,"message":"","data":...}`.
-pub fn success<T: Serialize>(data: T) -> Json<Success<T>> {
-    Json(Success {
-        code: 0,
-        message: "",
-        data,
-    })
 }
 
 async fn info(

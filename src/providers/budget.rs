@@ -11,7 +11,7 @@
 //! (at `s ≤ a+W`) would have found every other one in flight or completed after
 //! `a > s-W` — `limit` of them — and waited. So the bound holds whatever the latency.
 //!
-//! **Cluster-wide** (when `[redis] url` is set, see [`crate::shared`]): the same log, kept
+//! **Cluster-wide** (when `[redis] url` is set, see [`crate::cluster`]): the same log, kept
 //! in Redis as one sorted set per provider, `{key_prefix}:budget:{provider}`, so the bound
 //! holds across all replicas. A member is one call: `i:<id>` while in flight, scored
 //! `send + call timeout + WINDOW + slack` (so a crashed replica's call lapses on its own),
@@ -22,7 +22,7 @@
 //! script.
 //!
 //! **When Redis fails** (error, timeout, or skipped after a recent failure) a send falls back
-//! to this replica's local log with `limit / replicas` ([`crate::shared::fallback_share`];
+//! to this replica's local log with `limit / replicas` ([`crate::cluster::fallback_share`];
 //! `replicas` as last counted by the heartbeats). Calls admitted through Redis are recorded
 //! in the local log too, so the fallback starts from what this replica really sent. The
 //! bound is exact while Redis is up and while it is down; in the one window around a
@@ -39,7 +39,7 @@ use redis::Script;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::shared::{fallback_share, Shared};
+use crate::cluster::{fallback_share, Cluster};
 
 /// The window.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -70,8 +70,8 @@ impl Log {
 }
 
 /// The Redis side of a cluster-wide budget.
-struct Cluster {
-    shared: Shared,
+struct RedisLog {
+    cluster: Cluster,
     key: String,
     /// How long an in-flight call counts if its completion is never recorded, in ms.
     hold_ms: u64,
@@ -83,14 +83,14 @@ pub struct Budget {
     limit: usize,
     log: Mutex<Log>,
     freed: Notify,
-    cluster: Option<Cluster>,
+    redis: Option<RedisLog>,
 }
 
 impl std::fmt::Debug for Budget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Budget")
             .field("limit", &self.limit)
-            .field("cluster", &self.cluster.as_ref().map(|c| &c.key))
+            .field("cluster", &self.redis.as_ref().map(|c| &c.key))
             .finish_non_exhaustive()
     }
 }
@@ -110,14 +110,14 @@ impl Drop for Permit {
         log.done.push_back(Instant::now());
         drop(log);
         self.budget.freed.notify_waiters();
-        if let (Some(id), Some(cluster)) = (self.member.take(), &self.budget.cluster) {
+        if let (Some(id), Some(redis)) = (self.member.take(), &self.budget.redis) {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let shared = cluster.shared.clone();
-                let key = cluster.key.clone();
+                let cluster = redis.cluster.clone();
+                let key = redis.key.clone();
                 rt.spawn(async move {
                     let window = WINDOW.as_millis() as u64;
                     // Best effort: if it fails, the member lapses at its in-flight score.
-                    let _ = shared
+                    let _ = cluster
                         .run("budget", |mut c| async move {
                             RELEASE
                                 .key(key)
@@ -199,7 +199,7 @@ impl Budget {
             limit: limit.max(1) as usize,
             log: Mutex::new(Log::default()),
             freed: Notify::new(),
-            cluster: None,
+            redis: None,
         })
     }
 
@@ -208,7 +208,7 @@ impl Budget {
     /// recorded lapses after it, plus the window).
     pub fn clustered(
         limit: u32,
-        shared: Shared,
+        cluster: Cluster,
         provider: &str,
         call_timeout: Duration,
     ) -> Arc<Self> {
@@ -217,11 +217,11 @@ impl Budget {
             limit: limit.max(1) as usize,
             log: Mutex::new(Log::default()),
             freed: Notify::new(),
-            cluster: Some(Cluster {
-                key: shared.key(&["budget", provider]),
+            redis: Some(RedisLog {
+                key: cluster.key(&["budget", provider]),
                 hold_ms: hold.as_millis() as u64,
                 next_id: AtomicU64::new(0),
-                shared,
+                cluster,
             }),
         })
     }
@@ -229,9 +229,9 @@ impl Budget {
     /// The limit the local log enforces: the whole limit, or this replica's share of it
     /// while Redis is away.
     fn local_limit(&self) -> usize {
-        match &self.cluster {
+        match &self.redis {
             None => self.limit,
-            Some(c) => fallback_share(self.limit, c.shared.replicas()),
+            Some(c) => fallback_share(self.limit, c.cluster.replicas()),
         }
     }
 
@@ -263,16 +263,16 @@ impl Budget {
     }
 
     /// One admission attempt in Redis.
-    async fn try_cluster(&self, c: &Cluster) -> Result<Verdict, crate::shared::SharedError> {
+    async fn try_cluster(&self, c: &RedisLog) -> Result<Verdict, crate::cluster::RedisError> {
         let id = format!(
             "{}:{}",
-            c.shared.replica_id(),
+            c.cluster.replica_id(),
             c.next_id.fetch_add(1, Ordering::Relaxed)
         );
         let (key, limit, hold, member) = (c.key.clone(), self.limit, c.hold_ms, id.clone());
-        let replicas_key = c.shared.key(&["replicas"]);
+        let replicas_key = c.cluster.key(&["replicas"]);
         let (ok, wait_ms, exact, replicas): (i64, i64, i64, i64) = c
-            .shared
+            .cluster
             .run("budget", |mut conn| async move {
                 ACQUIRE
                     .key(key)
@@ -284,7 +284,7 @@ impl Budget {
                     .await
             })
             .await?;
-        c.shared.note_replicas(replicas);
+        c.cluster.note_replicas(replicas);
         Ok(if ok == 1 {
             Verdict::Admitted(id)
         } else {
@@ -298,7 +298,7 @@ impl Budget {
     /// A permit if one is available now, without waiting (pool refills use this, so
     /// they only ever spend spare budget).
     pub async fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
-        if let Some(c) = &self.cluster {
+        if let Some(c) = &self.redis {
             match self.try_cluster(c).await {
                 Ok(Verdict::Admitted(id)) => return Some(self.admitted(id)),
                 Ok(Verdict::Full { .. }) => return None,
@@ -315,7 +315,7 @@ impl Budget {
         deadline: Instant,
     ) -> Result<(Permit, Duration), Duration> {
         let start = Instant::now();
-        if let Some(c) = &self.cluster {
+        if let Some(c) = &self.redis {
             loop {
                 let (wait, exact) = match self.try_cluster(c).await {
                     Ok(Verdict::Admitted(id)) => return Ok((self.admitted(id), start.elapsed())),
@@ -381,7 +381,7 @@ impl Budget {
 
     /// Whether the budget is kept in Redis.
     pub fn is_clustered(&self) -> bool {
-        self.cluster.is_some()
+        self.redis.is_some()
     }
 }
 

@@ -107,22 +107,6 @@ pub fn percent_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, RFC3986).to_string()
 }
 
-/// A browser-POST policy document as the object stores take it (S3, OSS, COS, OBS, KS3,
-/// BOS): `{"expiration":"...","conditions":[...]}`, compact, in that order. The exact bytes
-/// returned are the ones to base64-encode and sign.
-pub fn post_policy_json(expiration: &str, conditions: &[serde_json::Value]) -> String {
-    #[derive(serde::Serialize)]
-    struct Policy<'a> {
-        expiration: &'a str,
-        conditions: &'a [serde_json::Value],
-    }
-    serde_json::to_string(&Policy {
-        expiration,
-        conditions,
-    })
-    .expect("JSON values always serialise")
-}
-
 /// Constant-time equality for signatures.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq as _;
@@ -186,18 +170,6 @@ mod tests {
         assert_eq!(
             b64_url_decode(enc.trim_end_matches('=')).unwrap(),
             b"\xff\xfe\xfd?"
-        );
-    }
-
-    #[test]
-    fn post_policy_json_is_compact_and_ordered() {
-        let conditions = [
-            serde_json::json!({"bucket": "b"}),
-            serde_json::json!(["starts-with", "$key", "a/\"q\""]),
-        ];
-        assert_eq!(
-            post_policy_json("2025-01-01T00:00:00Z", &conditions),
-            r#"{"expiration":"2025-01-01T00:00:00Z","conditions":[{"bucket":"b"},["starts-with","$key","a/\"q\""]]}"#
         );
     }
 

@@ -92,6 +92,12 @@ impl ProviderError {
     }
 }
 
+/// A cloud-signed callback whose signature does not verify (401/40102). The reason is for
+/// logs; it never contains a key or a signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("callback signature verification failed: {0}")]
+pub struct CallbackRefused(pub String);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use super::budget::Budget;
 use super::ProviderError;
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
 
 /// First backoff; doubles per retry up to [`MAX_BACKOFF`], with full jitter.
 pub const BASE_BACKOFF: Duration = Duration::from_millis(50);
@@ -118,7 +118,8 @@ fn transport_error(e: reqwest::Error) -> ProviderError {
     }
 }
 
-/// Backoff before retry `attempt` (1-based): full jitter over an exponential cap.
+/// Backoff before retry `attempt` (1-based): equal jitter over an exponential cap (a
+/// uniformly random wait between half the cap and the cap).
 pub fn backoff(attempt: u32) -> Duration {
     let cap = BASE_BACKOFF
         .saturating_mul(1u32 << attempt.min(10))
@@ -136,10 +137,10 @@ impl Upstream {
         connect_timeout_ms: u64,
         timeout_ms: u64,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Self {
         let timeout = Duration::from_millis(timeout_ms);
-        let budget = match shared {
+        let budget = match cluster {
             Some(s) => Budget::clustered(rate_limit_per_sec, s.clone(), name, timeout),
             None => Budget::new(rate_limit_per_sec),
         };

@@ -1,12 +1,23 @@
-//! Cloud providers: one [`CredentialProvider`] per cloud, a [`Registry`] of the enabled
-//! ones, the shared upstream [`budget`], the retrying HTTP driver ([`http`]) and the
-//! signing helpers ([`crypto`]). The HTTP layer knows no cloud; it talks to this trait.
+//! Cloud providers: one [`CredentialProvider`] per cloud, all listed in one table
+//! ([`registry::CLOUDS`]), and what they share — the upstream [`budget`], the retrying HTTP
+//! driver ([`http`]), hash/HMAC helpers ([`crypto`]), SigV4 ([`sigv4`]), answer parsing
+//! ([`answer`]), browser forms ([`form`]) and section rules ([`config`]). The HTTP layer
+//! knows no cloud; it talks to this trait.
+//!
+//! Every cloud folder has the same files (`docs/adding-a-cloud.md`): `mod.rs` (the
+//! provider: `new`, `issue`, and `verify_callback` where the cloud signs callbacks),
+//! `config.rs` (its section), `sign.rs` (its signature schemes, pure), `sts.rs` (the
+//! credential call: request and answer, into [`TempCredentials`]), `form.rs` (the browser
+//! form), and `callback.rs` where the cloud signs its upload callbacks.
 
+pub mod answer;
 pub mod budget;
+pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod form;
 pub mod http;
-pub mod section;
+pub mod registry;
 #[cfg(test)]
 pub(crate) mod test_vectors;
 
@@ -18,19 +29,17 @@ pub mod ksyun;
 pub mod qiniu;
 pub mod tencent;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-pub use error::ProviderError;
+pub use error::{CallbackRefused, ProviderError};
+pub use form::Form;
+pub use registry::{CallbackOrigin, CloudType, Registry};
 
-use crate::error::ApiError;
-use crate::upload::module::{CloudType, UploadModule};
+use crate::upload::module::UploadModule;
 
 /// What the upload service asks a provider for.
 #[derive(Debug, Clone)]
@@ -79,62 +88,6 @@ pub struct CallbackPlan {
     pub object_id: i64,
     /// resourceType.
     pub resource_type: u8,
-}
-
-/// A browser form upload: POST `url` with `fields` (in order) before the `file` part.
-/// `Debug` lists the field names only: the fields and the policy carry the session token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Form {
-    /// Full POST URL (bucket host).
-    pub url: String,
-    /// Form fields in order, with the cloud's own names.
-    pub fields: Vec<(String, String)>,
-    /// The policy value (repeated at the top level of the answer).
-    pub policy: String,
-    /// The signature value (repeated at the top level of the answer).
-    pub signature: String,
-}
-
-impl std::fmt::Debug for Form {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Form")
-            .field("url", &self.url)
-            .field(
-                "fields",
-                &self
-                    .fields
-                    .iter()
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .field("policy", &"<redacted>")
-            .field("signature", &"<redacted>")
-            .finish()
-    }
-}
-
-impl Form {
-    /// A form whose fields are `leading` (key, access key, token, with the cloud's names)
-    /// followed by `policy` and `signature`, the two names OBS, BOS and S3-style stores share.
-    pub fn with_policy(
-        url: String,
-        leading: Vec<(&str, String)>,
-        policy: String,
-        signature: String,
-    ) -> Form {
-        let mut fields: Vec<(String, String)> = leading
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        fields.push(("policy".into(), policy.clone()));
-        fields.push(("signature".into(), signature.clone()));
-        Form {
-            url,
-            fields,
-            policy,
-            signature,
-        }
-    }
 }
 
 /// Temporary credentials as a cloud's STS returned them.
@@ -285,181 +238,7 @@ pub trait CredentialProvider: Send + Sync + 'static {
     }
 
     /// Verifies a cloud-signed upload callback (only clouds that sign callbacks).
-    async fn verify_callback(&self, _input: &CallbackInput) -> Result<(), ApiError> {
-        Err(ApiError::BadCallbackSignature(
-            "this cloud does not sign callbacks".into(),
-        ))
-    }
-}
-
-/// Who a callback claims to come from, decided by its headers (PRODUCT §1.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackOrigin {
-    /// Signed by a cloud; verified only by that cloud's signature.
-    Cloud(CloudType),
-    /// The uploading user, with a JWT.
-    User,
-}
-
-/// `x-oss-pub-key-url` → Aliyun OSS; `Authorization: QBox …`/`Qiniu …` → Qiniu; else the user.
-pub fn callback_origin(headers: &HeaderMap) -> CallbackOrigin {
-    if headers.contains_key("x-oss-pub-key-url") {
-        return CallbackOrigin::Cloud(CloudType::Aliyun);
-    }
-    if let Some(auth) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if auth.starts_with("QBox ") || auth.starts_with("Qiniu ") {
-            return CallbackOrigin::Cloud(CloudType::Qiniu);
-        }
-    }
-    CallbackOrigin::User
-}
-
-/// The browser-form URL of `bucket` at a service `endpoint` that does not contain it:
-/// virtual-host style (`https://obs.r.example.com` → `https://{bucket}.obs.r.example.com`),
-/// or path style (`http://127.0.0.1:9000/{bucket}`) when the host is an IP address or
-/// `localhost`, where a bucket label cannot resolve. `None` when `endpoint` is not a URL.
-pub fn bucket_url(endpoint: &str, bucket: &str) -> Option<String> {
-    let url = reqwest::Url::parse(endpoint).ok()?;
-    let host = url.host_str()?;
-    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let path_style =
-        host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() || host == "localhost";
-    Some(if path_style {
-        format!("{}/{bucket}", endpoint.trim_end_matches('/'))
-    } else {
-        format!("{}://{bucket}.{host}{port}", url.scheme())
-    })
-}
-
-/// The service endpoint (the configured one without a trailing `/`, else `default`) and the
-/// bucket's form URL at it ([`bucket_url`]); `key` names the config key in the error.
-pub fn service_urls(
-    configured: &str,
-    default: String,
-    bucket: &str,
-    key: &str,
-) -> Result<(String, String), String> {
-    let endpoint = if configured.is_empty() {
-        default
-    } else {
-        configured.trim_end_matches('/').to_string()
-    };
-    let form_url = bucket_url(&endpoint, bucket).ok_or_else(|| format!("{key} is not a URL"))?;
-    Ok((endpoint, form_url))
-}
-
-/// The enabled providers.
-#[derive(Clone, Default)]
-pub struct Registry {
-    by_type: BTreeMap<CloudType, Arc<dyn CredentialProvider>>,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.by_type.keys().map(|c| c.name()))
-            .finish()
-    }
-}
-
-impl Registry {
-    /// Adds a provider.
-    pub fn insert(&mut self, p: Arc<dyn CredentialProvider>) {
-        self.by_type.insert(p.cloud_type(), p);
-    }
-
-    /// The provider for `cloud`, when enabled.
-    pub fn get(&self, cloud: CloudType) -> Option<&Arc<dyn CredentialProvider>> {
-        self.by_type.get(&cloud)
-    }
-
-    /// Enabled cloud types.
-    pub fn enabled(&self) -> Vec<CloudType> {
-        self.by_type.keys().copied().collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_debug_lists_field_names_only() {
-        let form = Form {
-            url: "https://b.s3.amazonaws.com/".into(),
-            fields: vec![
-                ("key".into(), "k".into()),
-                ("x-amz-security-token".into(), "TOKEN-VALUE".into()),
-            ],
-            policy: "POLICY-VALUE".into(),
-            signature: "SIGNATURE-VALUE".into(),
-        };
-        let dbg = format!("{form:?}");
-        assert!(
-            dbg.contains("x-amz-security-token") && dbg.contains("https://b.s3"),
-            "{dbg}"
-        );
-        for v in ["TOKEN-VALUE", "POLICY-VALUE", "SIGNATURE-VALUE", "\"k\""] {
-            assert!(!dbg.contains(v), "{v} in {dbg}");
-        }
-    }
-
-    #[test]
-    fn bucket_url_is_virtual_host_or_path_style() {
-        assert_eq!(
-            bucket_url("https://obs.cn-north-4.myhuaweicloud.com", "b").as_deref(),
-            Some("https://b.obs.cn-north-4.myhuaweicloud.com")
-        );
-        assert_eq!(
-            bucket_url("https://bj.bcebos.com:8443/", "b").as_deref(),
-            Some("https://b.bj.bcebos.com:8443")
-        );
-        assert_eq!(
-            bucket_url("http://127.0.0.1:9000/", "b").as_deref(),
-            Some("http://127.0.0.1:9000/b")
-        );
-        assert_eq!(
-            bucket_url("http://localhost:9000", "b").as_deref(),
-            Some("http://localhost:9000/b")
-        );
-        assert_eq!(bucket_url("not a url", "b"), None);
-        assert_eq!(
-            service_urls("", "https://bj.bcebos.com".into(), "b", "k"),
-            Ok((
-                "https://bj.bcebos.com".into(),
-                "https://b.bj.bcebos.com".into()
-            ))
-        );
-        assert_eq!(
-            service_urls("http://127.0.0.1:9000/", "unused".into(), "b", "k"),
-            Ok((
-                "http://127.0.0.1:9000".into(),
-                "http://127.0.0.1:9000/b".into()
-            ))
-        );
-        assert_eq!(
-            service_urls("bad", String::new(), "b", "providers.x.endpoint"),
-            Err("providers.x.endpoint is not a URL".into())
-        );
-    }
-
-    #[test]
-    fn callback_origin_follows_header_precedence() {
-        let mut h = HeaderMap::new();
-        assert_eq!(callback_origin(&h), CallbackOrigin::User);
-        h.insert("authorization", "Bearer x".parse().unwrap());
-        assert_eq!(callback_origin(&h), CallbackOrigin::User);
-        h.insert("authorization", "QBox ak:sig".parse().unwrap());
-        assert_eq!(callback_origin(&h), CallbackOrigin::Cloud(CloudType::Qiniu));
-        h.insert("authorization", "Qiniu ak:sig".parse().unwrap());
-        assert_eq!(callback_origin(&h), CallbackOrigin::Cloud(CloudType::Qiniu));
-        h.insert("x-oss-pub-key-url", "aHR0cA==".parse().unwrap());
-        assert_eq!(
-            callback_origin(&h),
-            CallbackOrigin::Cloud(CloudType::Aliyun)
-        );
+    async fn verify_callback(&self, _input: &CallbackInput) -> Result<(), CallbackRefused> {
+        Err(CallbackRefused("this cloud does not sign callbacks".into()))
     }
 }

@@ -27,14 +27,6 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-impl From<StoreError> for crate::error::ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(d) => crate::error::ApiError::DatabaseUnavailable(d),
-        }
-    }
-}
-
 /// A row to insert when an objectId is allocated.
 #[derive(Debug, Clone)]
 pub struct NewObject {
@@ -104,6 +96,30 @@ pub struct ObjectRecord {
     /// ETag, from the callback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Who vouched for size/mime/etag: `client` or `cloud-callback` (once uploaded).
+    #[serde(rename = "verifiedBy", skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<String>,
+}
+
+/// Who reports an upload's facts. A cloud's report replaces a client's earlier claim; a
+/// client's claim never replaces the cloud's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FactSource {
+    /// The uploading user, with its JWT.
+    #[default]
+    Client,
+    /// A callback signed by the cloud.
+    CloudCallback,
+}
+
+impl FactSource {
+    /// The ledger's `verified_by` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactSource::Client => "client",
+            FactSource::CloudCallback => "cloud-callback",
+        }
+    }
 }
 
 /// What a callback reports about a finished upload.
@@ -115,14 +131,16 @@ pub struct UploadFacts {
     pub mime: Option<String>,
     /// ETag.
     pub etag: Option<String>,
+    /// Who reports them.
+    pub source: FactSource,
 }
 
 /// Result of marking an object uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MarkOutcome {
-    /// `issued`/`expired` → `uploaded` now.
+    /// `issued`/`expired` → `uploaded` now, or a cloud's facts replaced a client's claim.
     Marked,
-    /// Already `uploaded`: nothing changed.
+    /// Already `uploaded` (by the same or a more trusted source): nothing changed.
     AlreadyUploaded,
     /// The row is `failed`: no credentials were ever handed out for it.
     NotIssued,
@@ -176,7 +194,8 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn fail_object(&self, id: i64, reason: &str) -> Result<(), StoreError>;
     /// One row.
     async fn get_object(&self, id: i64) -> Result<Option<ObjectRecord>, StoreError>;
-    /// `issued`/`expired` → `uploaded` with the facts; idempotent.
+    /// `issued`/`expired` → `uploaded` with the facts; idempotent. Facts from the cloud also
+    /// replace those of a row a client marked; a client never replaces the cloud's.
     async fn mark_uploaded(
         &self,
         id: i64,

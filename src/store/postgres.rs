@@ -136,7 +136,7 @@ impl PgStore {
 }
 
 const COLUMNS: &str = "id, owner, cloud_type, module, platform, project_id, extension, is_dir, \
-     bucket, object_key, status, created_at, expires_at, uploaded_at, size, mime, etag";
+     bucket, object_key, status, created_at, expires_at, uploaded_at, size, mime, etag, verified_by";
 
 fn record(row: &sqlx::postgres::PgRow) -> Result<ObjectRecord, sqlx::Error> {
     Ok(ObjectRecord {
@@ -157,6 +157,7 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<ObjectRecord, sqlx::Error> {
         size: row.try_get("size")?,
         mime: row.try_get("mime")?,
         etag: row.try_get("etag")?,
+        verified_by: row.try_get("verified_by")?,
     })
 }
 
@@ -246,13 +247,16 @@ impl ObjectStore for PgStore {
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
         let done = sqlx::query(
-            "UPDATE objects SET status = 'uploaded', size = $1, mime = $2, etag = $3, uploaded_at = $4 \
-             WHERE id = $5 AND status IN ('issued', 'expired')",
+            "UPDATE objects SET status = 'uploaded', size = $1, mime = $2, etag = $3, \
+             uploaded_at = COALESCE(uploaded_at, $4), verified_by = $5 \
+             WHERE id = $6 AND (status IN ('issued', 'expired') \
+               OR ($5 = 'cloud-callback' AND status = 'uploaded' AND verified_by = 'client'))",
         )
         .bind(f.size)
         .bind(&f.mime)
         .bind(&f.etag)
         .bind(at)
+        .bind(f.source.as_str())
         .bind(id)
         .execute(&self.pool)
         .await?;

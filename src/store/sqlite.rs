@@ -164,7 +164,7 @@ impl batch::Writer for SqliteWriter {
 }
 
 const COLUMNS: &str = "id, owner, cloud_type, module, platform, project_id, extension, is_dir, \
-     bucket, object_key, status, created_at, expires_at, uploaded_at, size, mime, etag";
+     bucket, object_key, status, created_at, expires_at, uploaded_at, size, mime, etag, verified_by";
 
 fn record(row: &sqlx::sqlite::SqliteRow) -> Result<ObjectRecord, sqlx::Error> {
     Ok(ObjectRecord {
@@ -185,6 +185,7 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> Result<ObjectRecord, sqlx::Error> {
         size: row.try_get("size")?,
         mime: row.try_get("mime")?,
         etag: row.try_get("etag")?,
+        verified_by: row.try_get("verified_by")?,
     })
 }
 
@@ -274,14 +275,18 @@ impl ObjectStore for SqliteStore {
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
         let done = sqlx::query(
-            "UPDATE objects SET status = 'uploaded', size = ?, mime = ?, etag = ?, uploaded_at = ? \
-             WHERE id = ? AND status IN ('issued', 'expired')",
+            "UPDATE objects SET status = 'uploaded', size = ?, mime = ?, etag = ?, \
+             uploaded_at = COALESCE(uploaded_at, ?), verified_by = ? \
+             WHERE id = ? AND (status IN ('issued', 'expired') \
+               OR (? = 'cloud-callback' AND status = 'uploaded' AND verified_by = 'client'))",
         )
         .bind(f.size)
         .bind(&f.mime)
         .bind(&f.etag)
         .bind(at)
+        .bind(f.source.as_str())
         .bind(id)
+        .bind(f.source.as_str())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 1 {

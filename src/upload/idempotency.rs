@@ -5,7 +5,7 @@
 //! parameters are 40901; an answer no longer held (expired, restarted, other replica) is
 //! 40902 — never a second allocation.
 //!
-//! With Redis ([`crate::shared`]) the answer is also stored there, under
+//! With Redis ([`crate::cluster`]) the answer is also stored there, under
 //! `{key_prefix}:idem:{hex sha256(sub)}:{key}`, with a TTL until it has
 //! `min_remaining_secs` left, so a retry that lands on another replica gets it too; moka
 //! stays the first level. The stored answer holds the temporary credentials (Redis must be
@@ -19,10 +19,10 @@ use moka::Expiry;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::providers::crypto;
 use crate::providers::Form;
-use crate::shared::Shared;
 use crate::upload::answer::{CallbackInfo, StsAnswer};
 
 /// A remembered answer.
@@ -56,7 +56,7 @@ impl Expiry<(String, String), Arc<Remembered>> for UntilReplayEnds {
 #[derive(Clone)]
 pub struct IdemCache {
     cache: Cache<(String, String), Arc<Remembered>>,
-    shared: Option<Shared>,
+    cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for IdemCache {
@@ -73,30 +73,30 @@ impl Default for IdemCache {
 
 impl IdemCache {
     /// An empty cache; with `shared`, answers are also kept in Redis.
-    pub fn new(shared: Option<Shared>) -> Self {
+    pub fn new(cluster: Option<Cluster>) -> Self {
         IdemCache {
             cache: Cache::builder()
                 .max_capacity(100_000)
                 .expire_after(UntilReplayEnds)
                 .build(),
-            shared,
+            cluster,
         }
     }
 
     /// Whether answers are shared through Redis.
     pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
+        self.cluster.is_some()
     }
 
-    fn redis_key(shared: &Shared, sub: &str, key: &str) -> String {
-        shared.key(&["idem", &crypto::hex(crypto::sha256(sub.as_bytes())), key])
+    fn redis_key(cluster: &Cluster, sub: &str, key: &str) -> String {
+        cluster.key(&["idem", &crypto::hex(crypto::sha256(sub.as_bytes())), key])
     }
 
     /// The answer another replica stored for (sub, key), if Redis holds one.
     pub async fn fetch_shared(&self, sub: &str, key: &str) -> Option<Remembered> {
-        let shared = self.shared.as_ref()?;
-        let k = Self::redis_key(shared, sub, key);
-        let text: Option<String> = shared
+        let cluster = self.cluster.as_ref()?;
+        let k = Self::redis_key(cluster, sub, key);
+        let text: Option<String> = cluster
             .run("idempotency", |mut c| async move {
                 redis::cmd("GET").arg(k).query_async(&mut c).await
             })
@@ -112,16 +112,16 @@ impl IdemCache {
     /// Stores a fresh answer in Redis until its `replay_until` (best effort: without it a
     /// retry on another replica is 40902, as without Redis).
     pub async fn store_shared(&self, sub: &str, key: &str, r: &Remembered, now: i64) {
-        let Some(shared) = &self.shared else {
+        let Some(cluster) = &self.cluster else {
             return;
         };
         let ttl = r.replay_until - now;
         if ttl <= 0 {
             return;
         }
-        let k = Self::redis_key(shared, sub, key);
+        let k = Self::redis_key(cluster, sub, key);
         let text = encode(r);
-        let _ = shared
+        let _ = cluster
             .run("idempotency", |mut c| async move {
                 redis::cmd("SET")
                     .arg(k)

@@ -1,4 +1,5 @@
-//! Upload modules, cloud types and their fixed properties (PRODUCT §1.3).
+//! Upload modules and their fixed properties (`docs/contract.md` §1.3). Cloud types live
+//! with the providers ([`crate::providers::CloudType`]).
 
 use std::fmt;
 
@@ -93,74 +94,5 @@ impl UploadModule {
 impl fmt::Display for UploadModule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// The seed's cloud `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CloudType {
-    /// 0
-    Qiniu,
-    /// 1
-    Tencent,
-    /// 2
-    Aws,
-    /// 3
-    Aliyun,
-    /// 4
-    Baidu,
-    /// 6
-    Huawei,
-    /// 7
-    Ksyun,
-}
-
-impl CloudType {
-    /// Every cloud type.
-    pub const ALL: [CloudType; 7] = [
-        CloudType::Qiniu,
-        CloudType::Tencent,
-        CloudType::Aws,
-        CloudType::Aliyun,
-        CloudType::Baidu,
-        CloudType::Huawei,
-        CloudType::Ksyun,
-    ];
-
-    /// From the wire number.
-    pub fn from_code(code: i64) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| i64::from(c.code()) == code)
-    }
-
-    /// The wire number.
-    pub fn code(self) -> u8 {
-        match self {
-            CloudType::Qiniu => 0,
-            CloudType::Tencent => 1,
-            CloudType::Aws => 2,
-            CloudType::Aliyun => 3,
-            CloudType::Baidu => 4,
-            CloudType::Huawei => 6,
-            CloudType::Ksyun => 7,
-        }
-    }
-
-    /// The `[providers.<name>]` section and metrics label.
-    pub fn name(self) -> &'static str {
-        match self {
-            CloudType::Qiniu => "qiniu",
-            CloudType::Tencent => "tencent",
-            CloudType::Aws => "aws",
-            CloudType::Aliyun => "aliyun",
-            CloudType::Baidu => "baidu",
-            CloudType::Huawei => "huawei",
-            CloudType::Ksyun => "ksyun",
-        }
-    }
-
-    /// Whether the cloud can scope credentials to a prefix (`isDir=1`). Tencent LKE
-    /// grants exactly one object.
-    pub fn supports_dir(self) -> bool {
-        self != CloudType::Tencent
     }
 }

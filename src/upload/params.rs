@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::upload::module::{CloudType, UploadModule};
+use crate::providers::CloudType;
+use crate::upload::module::UploadModule;
 
 /// Raw fields after merging query and body.
 pub type Fields = BTreeMap<String, Value>;

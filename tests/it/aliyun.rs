@@ -705,3 +705,53 @@ fn no_secret_in_trace_logs() {
     let markers = ["Bearer ", "authorization: ", "string to sign", "Signature="];
     assert_no_secret_in_logs(&text, &secrets, &markers);
 }
+
+on_both_databases!(
+    oss_signed_callback_is_tied_to_aliyun_rows,
+    oss_signed_callback_is_tied_to_aliyun_rows_body
+);
+/// An OSS signature proves only that OSS sent the callback (OSS signs every customer's
+/// callbacks with one key, and the uploader writes the body): it must not mark another
+/// cloud's row, not even one in a bucket of the same name under its `isDir` prefix.
+async fn oss_signed_callback_is_tied_to_aliyun_rows_body(db: Arc<Db>) {
+    let env = aliyun_server(db, |c| {
+        c.providers.qiniu.access_key = stsgate::secret::Secret::new("AKqiniuForOssTest00000");
+        c.providers.qiniu.secret_key = stsgate::secret::Secret::new("SKqiniuForOssTest00000");
+        c.providers.qiniu.bucket = BUCKET.into();
+    })
+    .await;
+    let s = &env.s;
+    let q = s
+        .sts(
+            "bob",
+            "type=0&extension=mp4&isNeedCallback=1&uploadModule=resource_video&isDir=1",
+        )
+        .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    let id = q.body["data"]["objectId"].as_i64().unwrap();
+    let prefix = q.body["data"]["relativePath"].as_str().unwrap().to_string();
+    assert!(prefix.ends_with('/'), "{prefix}");
+    let forged = oss_body(
+        id,
+        1,
+        BUCKET,
+        &format!("{prefix}forged.mp4"),
+        1,
+        "video/mp4",
+    );
+    let r = env.signed(&forged).await;
+    assert_eq!((r.status, r.code()), (403, 40301), "{}", r.text);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.size), ("issued", None));
+    // The same signature on an Aliyun row of the same bucket is accepted.
+    let a = s.sts("alice", Q_VIDEO).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let aid = a.body["data"]["objectId"].as_i64().unwrap();
+    let key = a.body["data"]["relativePath"].as_str().unwrap().to_string();
+    let r = env
+        .signed(&oss_body(aid, 1, BUCKET, &key, 5, "video/mp4"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = s.state.store.get_object(aid).await.unwrap().unwrap();
+    assert_eq!(row.verified_by.as_deref(), Some("cloud-callback"));
+}

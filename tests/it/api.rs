@@ -396,7 +396,7 @@ async fn unreachable_database_stops_the_start_with_a_clear_message() {
     let db = Arc::new(sqlite().await);
     let mut c = base_config(&db);
     c.database.url = format!("postgres://nobody:pw-secret@{}/none", free_addr());
-    let err = stsgate::app::build(c, None).await.unwrap_err();
+    let err = stsgate::app::build(c, None).await.unwrap_err().to_string();
     assert!(err.starts_with("database:"), "{err}");
     assert!(!err.contains("pw-secret"), "{err}");
 }

@@ -469,11 +469,14 @@ fn partial_section_and_short_lifetime_stop_the_start() {
         let db = sqlite().await;
         let mut c = base_config(&db);
         c.providers.qiniu.access_key = stsgate::secret::Secret::new(QN_AK);
-        let err = stsgate::app::build(c.clone(), None).await.unwrap_err();
+        let err = stsgate::app::build(c.clone(), None)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("providers.qiniu.secret_key"), "{err}");
         enable_qiniu(&mut c);
         c.providers.qiniu.duration_secs = Some(120);
-        let err = stsgate::app::build(c, None).await.unwrap_err();
+        let err = stsgate::app::build(c, None).await.unwrap_err().to_string();
         assert!(err.contains("providers.qiniu.duration_secs"), "{err}");
         assert!(!err.contains(QN_SK) && !err.contains(QN_AK), "{err}");
     });
@@ -513,4 +516,50 @@ fn no_secret_in_trace_logs() {
     for secret in &secrets {
         assert!(!text.contains(secret.as_str()), "a secret reached the logs");
     }
+}
+
+on_both_databases!(
+    cloud_facts_replace_a_client_claim_never_the_reverse,
+    cloud_facts_replace_a_client_claim_never_the_reverse_body
+);
+/// The owner's JWT callback claims size 1; the genuine Qiniu-signed callback then reports
+/// 4096 and wins; a later client claim changes nothing.
+async fn cloud_facts_replace_a_client_claim_never_the_reverse_body(db: Arc<Db>) {
+    let s = qiniu_server(db, |_| {}).await;
+    let (id, key, _) = issue(&s, Q_PNG).await;
+    let alice = s.token("alice");
+    let r = s
+        .callback_form(
+            Some(&alice),
+            &format!("objectId={id}&resourceType=2&size=1&mimeType=image%2Fpng"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.size, row.verified_by.as_deref()),
+        (Some(1), Some("client"))
+    );
+    let body = expanded(id, 2, BUCKET, &key, 4096);
+    let auth = qbox(QN_AK, QN_SK, "/upload/callback", FORM, &body);
+    let r = qiniu_callback(&s, &auth, FORM, &[], &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.size, row.verified_by.as_deref()),
+        ("uploaded", Some(4096), Some("cloud-callback"))
+    );
+    let r = s
+        .callback_form(
+            Some(&alice),
+            &format!("objectId={id}&resourceType=2&size=7"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(s.state.store.get_object(id).await.unwrap().unwrap(), row);
+    // A cloud-signed callback for a key that is not the row's is refused.
+    let other = expanded(id, 2, BUCKET, &format!("{key}.other"), 4096);
+    let auth = qbox(QN_AK, QN_SK, "/upload/callback", FORM, &other);
+    let r = qiniu_callback(&s, &auth, FORM, &[], &other).await;
+    assert_eq!((r.status, r.code()), (403, 40301), "{}", r.text);
 }

@@ -487,10 +487,10 @@ async fn redis_going_away_halves_each_replicas_budget_then_comes_back() {
     .await;
     // B started second: its heartbeat counted both replicas; A learns it from its first
     // budget admission.
-    assert_eq!(b.state.shared.as_ref().unwrap().replicas(), 2);
-    assert_eq!(a.state.shared.as_ref().unwrap().replicas(), 1);
+    assert_eq!(b.state.cluster.as_ref().unwrap().replicas(), 2);
+    assert_eq!(a.state.cluster.as_ref().unwrap().replicas(), 1);
     assert_eq!(a.sts("alice", Q_PDF).await.status, 200);
-    assert_eq!(a.state.shared.as_ref().unwrap().replicas(), 2);
+    assert_eq!(a.state.cluster.as_ref().unwrap().replicas(), 2);
     own.kill().await.unwrap();
     own.wait().await.unwrap();
 

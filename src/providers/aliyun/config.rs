@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::providers::section::{self, ProviderSection};
+use crate::providers::config::{self as section, ProviderSection};
 use crate::secret::Secret;
 
 /// `[providers.aliyun]` settings.
@@ -135,7 +135,7 @@ fn check_key_url_prefix(p: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::section::enabled;
+    use crate::providers::config::enabled;
 
     fn full() -> AliyunConfig {
         AliyunConfig {

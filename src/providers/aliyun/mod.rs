@@ -27,10 +27,9 @@ use super::{
     CallbackInput, CallbackOverride, CredentialProvider, IssueRequest, Issued, ProviderError,
 };
 use crate::clock::{rfc3339, Clock};
-use crate::error::ApiError;
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
-use crate::upload::module::CloudType;
+use crate::providers::CloudType;
 
 /// Longest wait for a callback public key (OSS gives the whole callback about 5 s).
 pub const KEY_FETCH_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -59,12 +58,12 @@ struct Inner {
 impl AliyunProvider {
     /// Builds the provider from its (enabled) section; `default_duration_secs` is
     /// `upload.duration_secs`, used when the section sets none.
-    pub fn new(
+    pub fn new_legacy(
         cfg: AliyunConfig,
         default_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
             .map_err(|_| "providers.aliyun.sts_endpoint is not a URL".to_string())?;
@@ -80,7 +79,7 @@ impl AliyunProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics.clone(),
-            shared,
+            cluster,
         );
         Ok(AliyunProvider {
             inner: Arc::new(Inner {
@@ -202,6 +201,30 @@ impl Inner {
     }
 }
 
+impl crate::providers::registry::Cloud for AliyunProvider {
+    const TYPE: CloudType = CloudType::Aliyun;
+    type Config = AliyunConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &AliyunConfig {
+        &providers.aliyun
+    }
+    fn new(
+        cfg: AliyunConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(
+            cfg,
+            ctx.config.upload.duration_secs,
+            ctx.clock.clone(),
+            ctx.metrics.clone(),
+            ctx.cluster,
+        )
+        .map_err(crate::config::ConfigError)
+    }
+    fn claims_callback(headers: &axum::http::HeaderMap) -> bool {
+        headers.contains_key("x-oss-pub-key-url")
+    }
+}
+
 #[async_trait]
 impl CredentialProvider for AliyunProvider {
     fn cloud_type(&self) -> CloudType {
@@ -264,10 +287,13 @@ impl CredentialProvider for AliyunProvider {
         })
     }
 
-    async fn verify_callback(&self, input: &CallbackInput) -> Result<(), ApiError> {
+    async fn verify_callback(
+        &self,
+        input: &CallbackInput,
+    ) -> Result<(), crate::providers::CallbackRefused> {
         self.inner
             .verify(input)
             .await
-            .map_err(|e| ApiError::BadCallbackSignature(format!("OSS callback: {e}")))
+            .map_err(|e| crate::providers::CallbackRefused(format!("OSS callback: {e}")))
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::providers::section::{self, ProviderSection};
+use crate::providers::config::{self as section, ProviderSection};
 use crate::secret::Secret;
 
 /// `[providers.aws]` settings.

@@ -24,9 +24,9 @@ use self::sign::{sign_request, SigV4Key, SigV4Request, FORM_CONTENT_TYPE};
 use super::http::{send, Upstream};
 use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
 use crate::clock::{rfc3339, Clock};
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
-use crate::upload::module::CloudType;
+use crate::providers::CloudType;
 
 /// The AWS / S3-compatible provider.
 #[derive(Clone)]
@@ -62,12 +62,12 @@ fn system_time(unix: i64) -> SystemTime {
 impl AwsProvider {
     /// Builds the provider from its (enabled, validated) section; `upload_duration_secs`
     /// is the lifetime to request when the section sets none.
-    pub fn new(
+    pub fn new_legacy(
         cfg: AwsConfig,
         upload_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
             .map_err(|_| "providers.aws.sts_endpoint is not a URL".to_string())?
@@ -78,7 +78,7 @@ impl AwsProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
-            shared,
+            cluster,
         );
         Ok(AwsProvider {
             inner: Arc::new(Inner {
@@ -162,6 +162,27 @@ impl Inner {
             }
             other => other,
         }
+    }
+}
+
+impl crate::providers::registry::Cloud for AwsProvider {
+    const TYPE: CloudType = CloudType::Aws;
+    type Config = AwsConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &AwsConfig {
+        &providers.aws
+    }
+    fn new(
+        cfg: AwsConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(
+            cfg,
+            ctx.config.upload.duration_secs,
+            ctx.clock.clone(),
+            ctx.metrics.clone(),
+            ctx.cluster,
+        )
+        .map_err(crate::config::ConfigError)
     }
 }
 
@@ -260,7 +281,7 @@ mod tests {
 
     #[test]
     fn debug_shows_no_key() {
-        let p = AwsProvider::new(
+        let p = AwsProvider::new_legacy(
             cfg(),
             3600,
             Arc::new(crate::clock::SystemClock),
@@ -281,7 +302,7 @@ mod tests {
 
     #[test]
     fn scrub_drops_messages_that_quote_our_keys() {
-        let p = AwsProvider::new(
+        let p = AwsProvider::new_legacy(
             cfg(),
             3600,
             Arc::new(crate::clock::SystemClock),

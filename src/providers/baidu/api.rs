@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::providers::crypto::post_policy_json;
+use crate::providers::form::policy_json as post_policy_json;
 use crate::providers::{ProviderError, TempCredentials};
 
 /// The STS path.

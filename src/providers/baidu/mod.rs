@@ -19,12 +19,13 @@ use async_trait::async_trait;
 use self::config::BaiduConfig;
 use super::http::{send, Target, Upstream};
 use super::{
-    service_urls, CredentialProvider, Form, IssueRequest, Issued, ProviderError, TempCredentials,
+    form::service_urls, CredentialProvider, Form, IssueRequest, Issued, ProviderError,
+    TempCredentials,
 };
 use crate::clock::{rfc3339, Clock};
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
-use crate::upload::module::CloudType;
+use crate::providers::CloudType;
 
 /// The Baidu BOS provider.
 #[derive(Clone)]
@@ -57,12 +58,12 @@ impl std::fmt::Debug for BaiduProvider {
 impl BaiduProvider {
     /// Builds the provider from its (enabled) section; `default_duration_secs` is
     /// `upload.duration_secs`, used when the section sets none.
-    pub fn new(
+    pub fn new_legacy(
         cfg: BaiduConfig,
         default_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let duration_seconds = cfg
             .duration_secs
@@ -86,7 +87,7 @@ impl BaiduProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
-            shared,
+            cluster,
         );
         Ok(BaiduProvider {
             inner: Arc::new(Inner {
@@ -166,6 +167,27 @@ impl Inner {
             policy,
             signature,
         )
+    }
+}
+
+impl crate::providers::registry::Cloud for BaiduProvider {
+    const TYPE: CloudType = CloudType::Baidu;
+    type Config = BaiduConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &BaiduConfig {
+        &providers.baidu
+    }
+    fn new(
+        cfg: BaiduConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(
+            cfg,
+            ctx.config.upload.duration_secs,
+            ctx.clock.clone(),
+            ctx.metrics.clone(),
+            ctx.cluster,
+        )
+        .map_err(crate::config::ConfigError)
     }
 }
 

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::providers::crypto::post_policy_json;
+use crate::providers::form::policy_json as post_policy_json;
 use crate::providers::{ProviderError, TempCredentials};
 
 /// The IAM path.

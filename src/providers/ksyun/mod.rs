@@ -26,9 +26,9 @@ use self::config::KsyunConfig;
 use super::http::{send, Upstream};
 use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
-use crate::upload::module::CloudType;
+use crate::providers::CloudType;
 
 /// The KSyun provider.
 #[derive(Clone)]
@@ -60,12 +60,12 @@ struct Inner {
 impl KsyunProvider {
     /// Builds the provider from its (enabled) section; `default_duration_secs` is
     /// `upload.duration_secs`, used when the section sets none (kept within 900–86400).
-    pub fn new(
+    pub fn new_legacy(
         cfg: KsyunConfig,
         default_duration_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         // Validated by the config (scheme and host only); the path is `/`.
         let url = reqwest::Url::parse(&cfg.sts_endpoint)
@@ -80,7 +80,7 @@ impl KsyunProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics,
-            shared,
+            cluster,
         );
         Ok(KsyunProvider {
             inner: Arc::new(Inner {
@@ -155,6 +155,27 @@ impl Inner {
             policy,
             signature,
         }
+    }
+}
+
+impl crate::providers::registry::Cloud for KsyunProvider {
+    const TYPE: CloudType = CloudType::Ksyun;
+    type Config = KsyunConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &KsyunConfig {
+        &providers.ksyun
+    }
+    fn new(
+        cfg: KsyunConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(
+            cfg,
+            ctx.config.upload.duration_secs,
+            ctx.clock.clone(),
+            ctx.metrics.clone(),
+            ctx.cluster,
+        )
+        .map_err(crate::config::ConfigError)
     }
 }
 

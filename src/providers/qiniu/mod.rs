@@ -28,8 +28,7 @@ use super::{
     CallbackInput, CallbackOverride, CredentialProvider, Form, IssueRequest, Issued, ProviderError,
 };
 use crate::config::UploadConfig;
-use crate::error::ApiError;
-use crate::upload::module::CloudType;
+use crate::providers::CloudType;
 
 /// Longest key part of a `scope` Qiniu accepts (protocol notes §1.3).
 pub const MAX_SCOPE_KEY_BYTES: usize = 750;
@@ -60,7 +59,7 @@ impl std::fmt::Debug for QiniuProvider {
 impl QiniuProvider {
     /// Builds the provider from its (enabled) section, the token lifetime rules of `[upload]`
     /// and `server.public_base_url` (where callbacks arrive).
-    pub fn new(
+    pub fn new_legacy(
         cfg: &QiniuConfig,
         upload: &UploadConfig,
         public_base_url: &str,
@@ -183,6 +182,27 @@ impl QiniuProvider {
     }
 }
 
+impl crate::providers::registry::Cloud for QiniuProvider {
+    const TYPE: CloudType = CloudType::Qiniu;
+    type Config = QiniuConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &QiniuConfig {
+        &providers.qiniu
+    }
+    fn new(
+        cfg: QiniuConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(&cfg, &ctx.config.upload, &ctx.config.server.public_base_url)
+            .map_err(crate::config::ConfigError)
+    }
+    fn claims_callback(headers: &axum::http::HeaderMap) -> bool {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.starts_with("QBox ") || a.starts_with("Qiniu "))
+    }
+}
+
 #[async_trait]
 impl CredentialProvider for QiniuProvider {
     fn cloud_type(&self) -> CloudType {
@@ -197,10 +217,13 @@ impl CredentialProvider for QiniuProvider {
         false
     }
 
-    async fn verify_callback(&self, input: &CallbackInput) -> Result<(), ApiError> {
+    async fn verify_callback(
+        &self,
+        input: &CallbackInput,
+    ) -> Result<(), crate::providers::CallbackRefused> {
         self.verify(input).map_err(|e| {
             tracing::debug!(reason = %e, "Qiniu callback refused");
-            ApiError::BadCallbackSignature(e.to_string())
+            crate::providers::CallbackRefused(e.to_string())
         })
     }
 }
@@ -231,7 +254,7 @@ mod tests {
     }
 
     fn provider() -> QiniuProvider {
-        QiniuProvider::new(
+        QiniuProvider::new_legacy(
             &cfg(AK, SK),
             &UploadConfig::default(),
             "https://api.example.com/sts/",
@@ -365,11 +388,12 @@ mod tests {
     fn duration_must_outlive_min_remaining() {
         let mut c = cfg(AK, SK);
         c.duration_secs = Some(300);
-        let err =
-            QiniuProvider::new(&c, &UploadConfig::default(), "http://127.0.0.1:8080").unwrap_err();
+        let err = QiniuProvider::new_legacy(&c, &UploadConfig::default(), "http://127.0.0.1:8080")
+            .unwrap_err();
         assert!(err.contains("providers.qiniu.duration_secs"), "{err}");
         c.duration_secs = Some(600);
-        let p = QiniuProvider::new(&c, &UploadConfig::default(), "http://127.0.0.1:8080").unwrap();
+        let p = QiniuProvider::new_legacy(&c, &UploadConfig::default(), "http://127.0.0.1:8080")
+            .unwrap();
         assert_eq!(p.duration_secs, 600);
         assert_eq!(
             (p.public_host.as_str(), p.public_path.as_str()),
@@ -438,7 +462,7 @@ mod tests {
         for v in file["vectors"].as_array().unwrap() {
             let name = v["name"].as_str().unwrap();
             let input = &v["verify_input"];
-            let p = QiniuProvider::new(
+            let p = QiniuProvider::new_legacy(
                 &cfg(
                     input["server_access_key"].as_str().unwrap(),
                     input["server_secret_key"].as_str().unwrap(),

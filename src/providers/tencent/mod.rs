@@ -24,9 +24,9 @@ use self::config::TencentConfig;
 use super::http::{send, Upstream};
 use super::{CredentialProvider, IssueRequest, Issued, ProviderError};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
-use crate::shared::Shared;
-use crate::upload::module::CloudType;
+use crate::providers::CloudType;
 
 use self::api::{ACTION, CONTENT_TYPE, VERSION};
 
@@ -51,12 +51,12 @@ struct Inner {
 
 impl TencentProvider {
     /// Builds the provider from its (enabled) section.
-    pub fn new(
+    pub fn new_legacy(
         cfg: TencentConfig,
         min_remaining_secs: u64,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        shared: Option<&Shared>,
+        cluster: Option<&Cluster>,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(&cfg.endpoint)
             .map_err(|_| "providers.tencent.endpoint is not a URL".to_string())?;
@@ -70,14 +70,14 @@ impl TencentProvider {
             cfg.connect_timeout_ms,
             cfg.timeout_ms,
             metrics.clone(),
-            shared,
+            cluster,
         );
         Ok(TencentProvider {
             inner: Arc::new(Inner {
                 url: url.to_string(),
                 host,
                 upstream,
-                pools: Pools::new(shared.cloned(), min_remaining_secs as i64, clock.clone()),
+                pools: Pools::new(cluster.cloned(), min_remaining_secs as i64, clock.clone()),
                 min_remaining_secs: min_remaining_secs as i64,
                 clock,
                 metrics,
@@ -217,6 +217,27 @@ impl Inner {
             s.refilling = true;
         }
         tokio::spawn(Arc::clone(self).refill(key, slot));
+    }
+}
+
+impl crate::providers::registry::Cloud for TencentProvider {
+    const TYPE: CloudType = CloudType::Tencent;
+    type Config = TencentConfig;
+    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &TencentConfig {
+        &providers.tencent
+    }
+    fn new(
+        cfg: TencentConfig,
+        ctx: &crate::providers::registry::Context<'_>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::new_legacy(
+            cfg,
+            ctx.config.upload.min_remaining_secs,
+            ctx.clock.clone(),
+            ctx.metrics.clone(),
+            ctx.cluster,
+        )
+        .map_err(crate::config::ConfigError)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The pool of unused single-use LKE credentials (PRODUCT §3), per
 //! (BotBizId, FileType, IsPublic, TypeKey).
 //!
-//! Per replica it is a moka cache of small queues. With Redis ([`crate::shared`]) the
+//! Per replica it is a moka cache of small queues. With Redis ([`crate::cluster`]) the
 //! pool is one Redis list per key, `{key_prefix}:pool:tencent:{BotBizId}:{FileType}:
 //! {IsPublic 0|1}:{TypeKey}`: refills `RPUSH` (and push the list's expiry to the newest
 //! entry's end of use), takes `LPOP` — atomic, so one credential never goes to two requests
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::LkeCredential;
 use crate::clock::Clock;
-use crate::shared::Shared;
+use crate::cluster::Cluster;
 
 /// Most entries one take pops from Redis looking for a usable one.
 const MAX_POPS: usize = 16;
@@ -53,19 +53,19 @@ pub(super) struct SlotState {
 /// Every key's pool.
 pub(super) struct Pools {
     local: moka::sync::Cache<PoolKey, Slot>,
-    shared: Option<Shared>,
+    cluster: Option<Cluster>,
     min_remaining_secs: i64,
     clock: Arc<dyn Clock>,
 }
 
 impl Pools {
-    pub fn new(shared: Option<Shared>, min_remaining_secs: i64, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(cluster: Option<Cluster>, min_remaining_secs: i64, clock: Arc<dyn Clock>) -> Self {
         Pools {
             local: moka::sync::Cache::builder()
                 .max_capacity(1024)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
-            shared,
+            cluster,
             min_remaining_secs,
             clock,
         }
@@ -81,8 +81,8 @@ impl Pools {
         c.expired_time - self.min_remaining_secs > now
     }
 
-    fn redis_key(shared: &Shared, key: &PoolKey) -> String {
-        shared.key(&[
+    fn redis_key(cluster: &Cluster, key: &PoolKey) -> String {
+        cluster.key(&[
             "pool",
             "tencent",
             &key.bot_biz_id,
@@ -103,11 +103,11 @@ impl Pools {
                 }
             }
         }
-        let shared = self.shared.as_ref()?;
-        let rkey = Self::redis_key(shared, key);
+        let cluster = self.cluster.as_ref()?;
+        let rkey = Self::redis_key(cluster, key);
         for _ in 0..MAX_POPS {
             let k = rkey.clone();
-            let popped: Option<String> = shared
+            let popped: Option<String> = cluster
                 .run("pool", |mut c| async move {
                     redis::cmd("LPOP").arg(k).query_async(&mut c).await
                 })
@@ -132,11 +132,11 @@ impl Pools {
                 .retain(|c| c.expired_time - self.min_remaining_secs > now);
             s.creds.len()
         };
-        let Some(shared) = &self.shared else {
+        let Some(cluster) = &self.cluster else {
             return local;
         };
-        let k = Self::redis_key(shared, key);
-        let remote: usize = shared
+        let k = Self::redis_key(cluster, key);
+        let remote: usize = cluster
             .run("pool", |mut c| async move {
                 redis::cmd("LLEN").arg(k).query_async(&mut c).await
             })
@@ -147,13 +147,13 @@ impl Pools {
 
     /// Adds a freshly fetched credential: to Redis when it answers, else locally.
     pub async fn put(&self, key: &PoolKey, slot: &Slot, cred: LkeCredential) {
-        if let Some(shared) = &self.shared {
-            let k = Self::redis_key(shared, key);
+        if let Some(cluster) = &self.cluster {
+            let k = Self::redis_key(cluster, key);
             let entry = encode(&cred);
             // The list lives as long as its newest entry is usable (entries are pushed in
             // the order they were fetched, so the newest lapses last).
             let ttl = (cred.expired_time - self.min_remaining_secs - self.clock.now_unix()).max(1);
-            let pushed = shared
+            let pushed = cluster
                 .run("pool", |mut c| async move {
                     redis::pipe()
                         .atomic()

@@ -37,7 +37,7 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
 
 /// Why a Redis operation did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SharedError {
+pub enum RedisError {
     /// Skipped: Redis failed less than [`SKIP_AFTER_FAILURE`] ago.
     #[error("Redis skipped after a recent failure")]
     Skipped,
@@ -51,7 +51,7 @@ pub enum SharedError {
 
 /// The Redis connection shared by the features; cheap to clone.
 #[derive(Clone)]
-pub struct Shared {
+pub struct Cluster {
     inner: Arc<Inner>,
 }
 
@@ -70,9 +70,9 @@ struct Inner {
     metrics: Metrics,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("Cluster")
             .field("prefix", &self.inner.prefix)
             .field("replica_id", &self.inner.replica_id)
             .finish_non_exhaustive()
@@ -96,11 +96,11 @@ return redis.call('ZCARD', KEYS[1])
     )
 });
 
-impl Shared {
+impl Cluster {
     /// Sets up the connection when `cfg.url` is set (`None` otherwise). Never fails because
     /// Redis is down: the connection is made lazily and retried; a Redis that does not
     /// answer at start is logged and the fallbacks apply until it does.
-    pub async fn connect(cfg: &RedisConfig, metrics: Metrics) -> Result<Option<Shared>, String> {
+    pub async fn connect(cfg: &RedisConfig, metrics: Metrics) -> Result<Option<Cluster>, String> {
         if !cfg.enabled() {
             return Ok(None);
         }
@@ -115,7 +115,7 @@ impl Shared {
             .set_number_of_retries(0);
         let conn = ConnectionManager::new_lazy_with_config(client, manager)
             .map_err(|e| format!("redis: {:?}", e.kind()))?;
-        let shared = Shared {
+        let cluster = Cluster {
             inner: Arc::new(Inner {
                 conn,
                 prefix: cfg.key_prefix.clone(),
@@ -129,7 +129,7 @@ impl Shared {
                 metrics,
             }),
         };
-        match shared.heartbeat().await {
+        match cluster.heartbeat().await {
             Ok(n) => tracing::info!(
                 replicas = n,
                 "Redis connected: budget, pool and idempotent answers are shared"
@@ -139,8 +139,8 @@ impl Shared {
                 "Redis unavailable at start: per-replica fallbacks apply until it answers"
             ),
         }
-        tokio::spawn(heartbeats(Arc::downgrade(&shared.inner)));
-        Ok(Some(shared))
+        tokio::spawn(heartbeats(Arc::downgrade(&cluster.inner)));
+        Ok(Some(cluster))
     }
 
     /// `{key_prefix}:{parts joined by ':'}`.
@@ -179,19 +179,19 @@ impl Shared {
     /// Runs one Redis operation for feature `op` (a metrics label): skipped while Redis
     /// recently failed, bounded by the command timeout; a failure is counted, logged (at
     /// most one warning per [`WARN_EVERY`]) and starts the skip window.
-    pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, SharedError>
+    pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, RedisError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         if self.now_ms() < self.inner.skip_until_ms.load(Ordering::Relaxed) {
             self.inner.metrics.redis_unavailable(op);
-            return Err(SharedError::Skipped);
+            return Err(RedisError::Skipped);
         }
         self.attempt(op, f).await
     }
 
-    async fn attempt<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, SharedError>
+    async fn attempt<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, RedisError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -199,8 +199,8 @@ impl Shared {
         let outcome =
             match tokio::time::timeout(self.inner.timeout, f(self.inner.conn.clone())).await {
                 Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(SharedError::Redis(describe(&e))),
-                Err(_) => Err(SharedError::Timeout(self.inner.timeout.as_millis() as u64)),
+                Ok(Err(e)) => Err(RedisError::Redis(describe(&e))),
+                Err(_) => Err(RedisError::Timeout(self.inner.timeout.as_millis() as u64)),
             };
         match outcome {
             Ok(v) => {
@@ -216,7 +216,7 @@ impl Shared {
         }
     }
 
-    fn failed(&self, op: &'static str, e: &SharedError) {
+    fn failed(&self, op: &'static str, e: &RedisError) {
         let inner = &self.inner;
         let now = self.now_ms();
         inner.skip_until_ms.store(
@@ -240,7 +240,7 @@ impl Shared {
     }
 
     /// `PING`, ignoring the skip window (for `/readyz`, which reports the truth).
-    pub async fn ping(&self) -> Result<(), SharedError> {
+    pub async fn ping(&self) -> Result<(), RedisError> {
         self.attempt("ping", |mut c| async move {
             redis::cmd("PING").query_async::<String>(&mut c).await
         })
@@ -249,7 +249,7 @@ impl Shared {
     }
 
     /// Announces this replica; returns (and remembers) how many are alive.
-    async fn heartbeat(&self) -> Result<u32, SharedError> {
+    async fn heartbeat(&self) -> Result<u32, RedisError> {
         let key = self.key(&["replicas"]);
         let id = self.inner.replica_id.clone();
         let ttl = HEARTBEAT_TTL.as_millis() as u64;
@@ -268,14 +268,14 @@ impl Shared {
     }
 }
 
-/// Heartbeats until the `Shared` is dropped.
+/// Heartbeats until the `Cluster` is dropped.
 async fn heartbeats(inner: Weak<Inner>) {
     loop {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let _ = Shared { inner }.heartbeat().await;
+        let _ = Cluster { inner }.heartbeat().await;
     }
 }
 
@@ -325,7 +325,7 @@ mod tests {
     #[tokio::test]
     async fn no_url_is_no_redis_and_a_dead_one_does_not_stop_the_start() {
         let cfg = RedisConfig::default();
-        assert!(Shared::connect(&cfg, Metrics::new())
+        assert!(Cluster::connect(&cfg, Metrics::new())
             .await
             .unwrap()
             .is_none());
@@ -341,7 +341,7 @@ mod tests {
             ..RedisConfig::default()
         };
         let metrics = Metrics::new();
-        let s = Shared::connect(&cfg, metrics.clone())
+        let s = Cluster::connect(&cfg, metrics.clone())
             .await
             .unwrap()
             .unwrap();
@@ -353,11 +353,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert_eq!(
-            e,
-            SharedError::Skipped,
-            "the start's heartbeat failed first"
-        );
+        assert_eq!(e, RedisError::Skipped, "the start's heartbeat failed first");
         assert!(s.ping().await.is_err());
         assert!(metrics
             .render()

@@ -1,24 +1,21 @@
 //! Typed configuration: built-in defaults < TOML file < `STSGATE_<SECTION>__<KEY>` environment.
 //!
 //! Every struct denies unknown fields, so a typo stops the start with a message naming the
-//! key. [`Config::load`] layers and validates; [`Config::validate`] is also unit-tested.
+//! key. [`Config::load`] layers and validates. The schema is here; the environment layer is
+//! in `env.rs`, the checks (one per section) in `validate.rs`. Each cloud's section is its
+//! own type in its folder, gathered in [`ProvidersConfig`].
+
+mod env;
+mod validate;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::providers::aliyun::config::AliyunConfig;
-use crate::providers::aws::config::AwsConfig;
-use crate::providers::baidu::config::BaiduConfig;
-use crate::providers::huawei::config::HuaweiConfig;
-use crate::providers::ksyun::config::KsyunConfig;
-use crate::providers::qiniu::config::QiniuConfig;
-use crate::providers::section;
-use crate::providers::tencent::config::TencentConfig;
+pub use crate::providers::registry::ProvidersConfig;
 use crate::secret::{redact_url, Secret};
 use crate::upload::module::{UploadModule, DENIED_EXTENSIONS};
 
@@ -113,7 +110,7 @@ impl Serialize for DatabaseConfig {
     }
 }
 
-/// `[redis]`: state shared by replicas (see [`crate::shared`]).
+/// `[redis]`: state shared by replicas (see [`crate::cluster`]).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
@@ -207,7 +204,7 @@ impl Default for IssuerConfig {
 
 impl IssuerConfig {
     /// Number of key sources set (must be 0 or 1).
-    fn key_sources(&self) -> usize {
+    pub(crate) fn key_sources(&self) -> usize {
         [
             self.hs256_secret.is_set(),
             !self.public_key_pem_file.is_empty(),
@@ -363,45 +360,6 @@ impl UploadConfig {
     }
 }
 
-/// `[providers]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProvidersConfig {
-    /// type 1
-    pub tencent: TencentConfig,
-    /// type 2
-    pub aws: AwsConfig,
-    /// type 3
-    pub aliyun: AliyunConfig,
-    /// type 0
-    pub qiniu: QiniuConfig,
-    /// type 6
-    pub huawei: HuaweiConfig,
-    /// type 7
-    pub ksyun: KsyunConfig,
-    /// type 4
-    pub baidu: BaiduConfig,
-}
-
-/// Which provider sections are enabled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Enabled {
-    /// type 1
-    pub tencent: bool,
-    /// type 2
-    pub aws: bool,
-    /// type 3
-    pub aliyun: bool,
-    /// type 0
-    pub qiniu: bool,
-    /// type 6
-    pub huawei: bool,
-    /// type 7
-    pub ksyun: bool,
-    /// type 4
-    pub baidu: bool,
-}
-
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -431,256 +389,12 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        // Only STSGATE_<SECTION>__<KEY>; reserved names never carry `__`.
-        let mut env_toml = String::new();
-        let mut tables: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for (name, value) in env {
-            let Some(rest) = name.strip_prefix("STSGATE_") else {
-                continue;
-            };
-            if RESERVED_ENV.contains(&name.as_str()) || !rest.contains("__") {
-                continue;
-            }
-            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            if parts.iter().any(|p| p.is_empty() || !is_bare_key(p)) {
-                return Err(ConfigError(format!(
-                    "environment variable {name} does not name a configuration key"
-                )));
-            }
-            let (key, table) = parts.split_last().expect("contains __");
-            tables
-                .entry(table.join("."))
-                .or_default()
-                .push((key.clone(), env_value_to_toml(&parts, &value)));
-        }
-        for (table, entries) in &tables {
-            if !table.is_empty() {
-                env_toml.push_str(&format!("[{table}]\n"));
-            }
-            for (k, v) in entries {
-                env_toml.push_str(&format!("{k} = {v}\n"));
-            }
-        }
-        if !env_toml.is_empty() {
-            // Check the environment layer parses on its own, to name the variable.
-            if let Err(e) = env_toml.parse::<toml::Table>() {
-                return Err(ConfigError(format!(
-                    "environment variables do not form valid configuration: {}",
-                    e.message()
-                )));
-            }
+        if let Some(env_toml) = env::layer(env)? {
             fig = fig.merge(Toml::string(&env_toml));
         }
-        let _ = Env::raw; // environment is parsed above so that values take TOML syntax
-        let config: Config = fig.extract().map_err(|e| ConfigError(describe(e)))?;
+        let config: Config = fig.extract().map_err(|e| ConfigError(env::describe(e)))?;
         config.validate()?;
         Ok(config)
-    }
-
-    /// Checks values and provider sections; `Err` names the key.
-    pub fn validate(&self) -> Result<Enabled, ConfigError> {
-        let err = |m: String| ConfigError(m);
-        self.server.listen.parse::<SocketAddr>().map_err(|_| {
-            err(format!(
-                "server.listen must be host:port, got {:?}",
-                self.server.listen
-            ))
-        })?;
-        match reqwest::Url::parse(&self.server.public_base_url) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => {
-                return Err(err(format!(
-                    "server.public_base_url must be an http(s) URL, got {:?}",
-                    self.server.public_base_url
-                )))
-            }
-        }
-        if self.server.request_timeout_ms < 100 {
-            return Err(err("server.request_timeout_ms must be at least 100".into()));
-        }
-        if self.server.max_body_bytes == 0 {
-            return Err(err("server.max_body_bytes must be at least 1".into()));
-        }
-        for o in &self.server.cors_allowed_origins {
-            let origin = reqwest::Url::parse(o)
-                .ok()
-                .filter(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some());
-            if o != "*" && origin.is_none() {
-                return Err(err(format!(
-                    "server.cors_allowed_origins entries must be http(s) origins or \"*\", got {o:?}"
-                )));
-            }
-        }
-        let db = &self.database.url;
-        if !(db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
-            return Err(err(
-                "database.url must start with sqlite: or postgres://".into()
-            ));
-        }
-        self.validate_redis().map_err(err)?;
-        // auth
-        let primary = self.auth.primary();
-        if primary.key_sources() > 1 {
-            return Err(err(
-                "auth: set only one of hs256_secret, public_key_pem_file, jwks_url".into(),
-            ));
-        }
-        for (i, iss) in self.auth.issuers.iter().enumerate() {
-            if iss.key_sources() != 1 {
-                return Err(err(format!(
-                    "auth.issuers[{i}]: set exactly one of hs256_secret, public_key_pem_file, jwks_url"
-                )));
-            }
-        }
-        // Each issuer's keys, named as written: `auth.<key>` or `auth.issuers[i].<key>`.
-        let named = std::iter::once(("auth".to_string(), primary))
-            .chain(
-                self.auth
-                    .issuers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, iss)| (format!("auth.issuers[{i}]"), iss.clone())),
-            )
-            .filter(|(_, iss)| iss.key_sources() > 0);
-        for (at, iss) in named {
-            if !iss.jwks_url.is_empty() {
-                match reqwest::Url::parse(&iss.jwks_url) {
-                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-                    _ => return Err(err(format!("{at}.jwks_url must be an http(s) URL"))),
-                }
-                if !(1..=86_400).contains(&iss.jwks_min_refresh_secs) {
-                    return Err(err(format!(
-                        "{at}.jwks_min_refresh_secs must be between 1 and 86400"
-                    )));
-                }
-                if !(100..=60_000).contains(&iss.jwks_timeout_ms)
-                    || iss.jwks_timeout_ms >= self.server.request_timeout_ms
-                {
-                    return Err(err(format!(
-                        "{at}.jwks_timeout_ms must be between 100 and 60000 and less than server.request_timeout_ms"
-                    )));
-                }
-            }
-            if !iss.public_key_pem_file.is_empty() && !Path::new(&iss.public_key_pem_file).is_file()
-            {
-                return Err(err(format!(
-                    "{at}.public_key_pem_file: {} is not a readable file",
-                    iss.public_key_pem_file
-                )));
-            }
-            if iss.leeway_secs > 300 {
-                return Err(err(format!("{at}.leeway_secs must be at most 300")));
-            }
-        }
-        // upload
-        let p = &self.upload.key_prefix;
-        if p.is_empty()
-            || p.len() > 64
-            || !p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            || p.starts_with('/')
-            || p.ends_with('/')
-            || p.contains("..")
-        {
-            return Err(err(format!(
-                "upload.key_prefix must be 1-64 of [A-Za-z0-9-_./] without leading/trailing '/', got {p:?}"
-            )));
-        }
-        if self.upload.duration_secs < 900 || self.upload.duration_secs > 43_200 {
-            return Err(err(
-                "upload.duration_secs must be between 900 and 43200".into()
-            ));
-        }
-        if self.upload.min_remaining_secs >= self.upload.duration_secs {
-            return Err(err(
-                "upload.min_remaining_secs must be less than upload.duration_secs".into(),
-            ));
-        }
-        for (name, m) in &self.upload.modules {
-            if UploadModule::parse(name).is_none() {
-                return Err(err(format!("upload.modules.{name}: unknown uploadModule")));
-            }
-            if let Some(exts) = &m.extensions {
-                for e in exts {
-                    if e.is_empty()
-                        || e.len() > 16
-                        || !e
-                            .chars()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    {
-                        return Err(err(format!(
-                            "upload.modules.{name}.extensions: {e:?} must be 1-16 of [a-z0-9]"
-                        )));
-                    }
-                }
-            }
-            if m.max_bytes == Some(0) {
-                return Err(err(format!(
-                    "upload.modules.{name}.max_bytes must be at least 1"
-                )));
-            }
-        }
-        let pr = &self.providers;
-        Ok(Enabled {
-            tencent: section::enabled(&pr.tencent).map_err(err)?,
-            aws: section::enabled(&pr.aws).map_err(err)?,
-            aliyun: section::enabled(&pr.aliyun).map_err(err)?,
-            qiniu: section::enabled(&pr.qiniu).map_err(err)?,
-            huawei: section::enabled(&pr.huawei).map_err(err)?,
-            ksyun: section::enabled(&pr.ksyun).map_err(err)?,
-            baidu: section::enabled(&pr.baidu).map_err(err)?,
-        })
-    }
-
-    /// The `[redis]` checks; the message names the key and never echoes the URL (it may
-    /// hold a password).
-    fn validate_redis(&self) -> Result<(), String> {
-        let r = &self.redis;
-        if r.enabled() {
-            if r.url.starts_with("rediss://") {
-                return Err(
-                    "redis.url: rediss:// (TLS) is not supported; use redis:// on a private network"
-                        .into(),
-                );
-            }
-            let parsed = redis::IntoConnectionInfo::into_connection_info(r.url.as_str());
-            if !(r.url.starts_with("redis://")
-                || r.url.starts_with("redis+unix://")
-                || r.url.starts_with("unix://"))
-                || parsed.is_err()
-            {
-                return Err("redis.url must be a redis:// (or unix://) URL, or empty".into());
-            }
-        }
-        let p = &r.key_prefix;
-        if p.is_empty()
-            || p.len() > 64
-            || !p
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        {
-            return Err(format!(
-                "redis.key_prefix must be 1-64 of [A-Za-z0-9-_.:], got {p:?}"
-            ));
-        }
-        if !(10..=60_000).contains(&r.connect_timeout_ms) {
-            return Err("redis.connect_timeout_ms must be between 10 and 60000".into());
-        }
-        // Compared with the request deadline only when Redis is used, so a short
-        // request_timeout_ms needs no [redis] section.
-        if !(10..=10_000).contains(&r.command_timeout_ms)
-            || (r.enabled() && r.command_timeout_ms >= self.server.request_timeout_ms)
-        {
-            return Err(
-                "redis.command_timeout_ms must be between 10 and 10000 and less than server.request_timeout_ms"
-                    .into(),
-            );
-        }
-        Ok(())
     }
 
     /// The effective configuration as TOML, secrets redacted (for `check-config`).
@@ -691,76 +405,6 @@ impl Config {
     /// The JWT key file used when no key is configured.
     pub fn key_file_path() -> PathBuf {
         PathBuf::from("stsgate.key")
-    }
-}
-
-fn is_bare_key(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// An environment value as TOML: for a string key it is a string (unless written quoted);
-/// for other keys it is taken as TOML when it parses (`3000`, `true`, `["a"]`), else as a
-/// string (so the type error names the key).
-fn env_value_to_toml(path: &[String], value: &str) -> String {
-    let quoted = || toml::Value::String(value.to_string()).to_string();
-    let parses = || format!("v = {value}").parse::<toml::Table>().is_ok();
-    // The key's type, from the defaults; keys without a default (optional numbers,
-    // module tables) take numbers, booleans and arrays as written.
-    let defaults = toml::Value::try_from(Config::default()).ok();
-    let mut node = defaults.as_ref();
-    for p in path {
-        node = node.and_then(|n| n.get(p));
-    }
-    match node {
-        Some(toml::Value::String(_)) => {
-            let t = value.trim_start();
-            if t.starts_with('"') && parses() {
-                value.to_string()
-            } else {
-                quoted()
-            }
-        }
-        Some(_) | None if parses() => value.to_string(),
-        _ => quoted(),
-    }
-}
-
-/// Figment's message, naming the key path and never echoing a value that could be secret.
-fn describe(e: figment::Error) -> String {
-    let mut parts = Vec::new();
-    for err in e {
-        let path = err.path.join(".");
-        let kind = match &err.kind {
-            figment::error::Kind::UnknownField(f, _) => {
-                let key = if path.is_empty() {
-                    f.clone()
-                } else {
-                    format!("{path}.{f}")
-                };
-                format!("unknown key {key}")
-            }
-            figment::error::Kind::InvalidType(actual, expected) => {
-                format!("{path}: expected {expected}, found {}", type_only(actual))
-            }
-            figment::error::Kind::InvalidValue(actual, expected) => {
-                format!("{path}: expected {expected}, found {}", type_only(actual))
-            }
-            other => format!("{path}: {other}"),
-        };
-        parts.push(kind);
-    }
-    parts.join("; ")
-}
-
-fn type_only(actual: &figment::error::Actual) -> String {
-    use figment::error::Actual;
-    match actual {
-        Actual::Str(_) => "a string".into(),
-        Actual::Signed(_) | Actual::Unsigned(_) => "an integer".into(),
-        Actual::Float(_) => "a float".into(),
-        Actual::Bool(_) => "a boolean".into(),
-        other => other.to_string(),
     }
 }
 
@@ -788,7 +432,7 @@ mod tests {
         assert_eq!(c.database.url, "sqlite://stsgate.db?mode=rwc");
         assert_eq!(c.upload.key_prefix, "test");
         assert_eq!(c.providers.tencent.rate_limit_per_sec, 90);
-        assert_eq!(c.validate().unwrap(), Enabled::default());
+        assert_eq!(c.validate().unwrap(), vec![]);
         assert!(c.auth.needs_key_file());
     }
 
@@ -827,6 +471,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("servr"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_once() {
+        let e = Config::load_from(None, env(&[("STSGATE_SERVER__NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key server.nope"), "{e}");
+        assert!(!e.contains("server.nope.nope"), "{e}");
+        let f = file("[nosuch]\nx = 1\n");
+        let e = Config::load_from(Some(f.path()), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key nosuch"), "{e}");
+        assert!(!e.contains("nosuch.nosuch"), "{e}");
     }
 
     #[test]
@@ -870,7 +529,10 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert!(c.validate().unwrap().tencent);
+        assert!(c
+            .validate()
+            .unwrap()
+            .contains(&crate::providers::CloudType::Tencent));
         let shown = format!("{}\n{:?}", c.redacted_toml(), c);
         for secret in [
             "AKIDsecretid",
