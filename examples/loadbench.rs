@@ -64,6 +64,9 @@ fn parse_opts() -> Opts {
             other => panic!("unknown argument {other}"),
         }
     }
+    // The servers run in a temporary directory: a relative path would be resolved there.
+    o.stsgate =
+        std::fs::canonicalize(&o.stsgate).expect("stsgate binary (build it: bench/load.sh)");
     o
 }
 
