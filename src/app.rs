@@ -112,7 +112,10 @@ pub async fn build_with(
     clock: Arc<dyn Clock>,
     metrics: Metrics,
 ) -> Result<AppState, StartupError> {
-    let store = store::connect(&config.database.url)
+    let options = store::StoreOptions {
+        sqlite_synchronous: config.database.sqlite_synchronous,
+    };
+    let store = store::connect_with(&config.database.url, &options)
         .await
         .map_err(StartupError::Database)?;
     store.migrate().await.map_err(StartupError::Migrations)?;

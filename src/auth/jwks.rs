@@ -97,8 +97,10 @@ pub struct JwksSource {
     url: String,
     client: reqwest::Client,
     min_refresh_secs: i64,
-    /// One entry: the current key set.
-    keys: moka::future::Cache<(), Arc<Vec<JwkKey>>>,
+    /// One entry: the current key set and its generation.
+    keys: moka::future::Cache<(), Arc<(u64, Vec<JwkKey>)>>,
+    /// The generation of the next fetched set.
+    next_generation: std::sync::atomic::AtomicU64,
     /// When the last fetch started (Unix seconds); the lock makes fetches single-flight.
     last_fetch: tokio::sync::Mutex<Option<i64>>,
 }
@@ -130,6 +132,7 @@ impl JwksSource {
                 .time_to_live(KEY_SET_TTL.max(Duration::from_secs(min_refresh_secs)))
                 .build(),
             last_fetch: tokio::sync::Mutex::new(None),
+            next_generation: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -142,6 +145,23 @@ impl JwksSource {
         alg: Algorithm,
         now: i64,
     ) -> Result<Vec<JwkKey>, String> {
+        Ok(self.stamped_keys_for(kid, alg, now).await?.0)
+    }
+
+    /// The generation of the key set in use, `None` when none is (never fetched, or lapsed).
+    /// Every fetched set gets a new generation, so a token verified under generation `g` was
+    /// verified by a key still in use exactly when this is `Some(g)`.
+    pub async fn generation(&self) -> Option<u64> {
+        self.keys.get(&()).await.map(|set| set.0)
+    }
+
+    /// [`keys_for`](Self::keys_for) with the generation of the set the keys come from.
+    pub async fn stamped_keys_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: i64,
+    ) -> Result<(Vec<JwkKey>, u64), String> {
         if let Some(found) = self.cached(kid, alg).await? {
             return Ok(found);
         }
@@ -167,7 +187,10 @@ impl JwksSource {
                     keys = set.len(),
                     "fetched JWKS"
                 );
-                self.keys.insert((), Arc::new(set)).await;
+                let generation = self
+                    .next_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.keys.insert((), Arc::new((generation, set))).await;
             }
             Err(e) => {
                 tracing::warn!(jwks_url = %redact_url(&self.url), error = %e, "JWKS fetch failed");
@@ -186,13 +209,14 @@ impl JwksSource {
         &self,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Option<Vec<JwkKey>>, String> {
-        let Some(set) = self.keys.get(&()).await else {
+    ) -> Result<Option<(Vec<JwkKey>, u64)>, String> {
+        let Some(entry) = self.keys.get(&()).await else {
             return Ok(None);
         };
+        let (generation, set) = (entry.0, &entry.1);
         match kid {
             Some(kid) => match set.iter().find(|k| k.kid.as_deref() == Some(kid)) {
-                Some(k) if k.alg == alg => Ok(Some(vec![k.clone()])),
+                Some(k) if k.alg == alg => Ok(Some((vec![k.clone()], generation))),
                 Some(k) => Err(format!(
                     "kid {kid:?} is an {:?} key; the token says {alg:?}",
                     k.alg
@@ -201,7 +225,7 @@ impl JwksSource {
             },
             None => {
                 let all: Vec<JwkKey> = set.iter().filter(|k| k.alg == alg).cloned().collect();
-                Ok((!all.is_empty()).then_some(all))
+                Ok((!all.is_empty()).then_some((all, generation)))
             }
         }
     }

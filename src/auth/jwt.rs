@@ -15,6 +15,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::cache::{token_hash, KeyStamp, TokenCache};
 use super::jwks::JwksSource;
 use crate::config::IssuerConfig;
 
@@ -52,9 +53,13 @@ struct IssuerKey {
     config: IssuerConfig,
 }
 
-/// Verifies tokens against one or more issuers.
+/// Verifies tokens against one or more issuers, remembering those that verified
+/// ([`super::cache`]).
 pub struct Verifier {
     issuers: Vec<IssuerKey>,
+    cache: TokenCache,
+    /// Verifications served from the cache (for tests).
+    hits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -117,19 +122,62 @@ impl Verifier {
                 config: IssuerConfig::default(),
             });
         }
-        Ok(Verifier { issuers: out })
+        Ok(Verifier {
+            issuers: out,
+            cache: TokenCache::new(super::cache::CAPACITY, super::cache::MAX_AGE),
+            hits: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// How many verifications the cache answered.
+    pub fn cache_hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the key that verified a cached token is still the one in use.
+    async fn stamp_current(&self, stamp: KeyStamp) -> bool {
+        match (
+            self.issuers.get(stamp.issuer).map(|i| &i.source),
+            stamp.generation,
+        ) {
+            (Some(KeySource::Fixed { .. }), None) => true,
+            (Some(KeySource::Jwks(src)), Some(g)) => src.generation().await == Some(g),
+            _ => false,
+        }
     }
 
     /// Verifies `token` at `now` (Unix seconds). The error is for logs only (it never holds
     /// the token).
     pub async fn verify(&self, token: &str, now: i64) -> Result<Claims, String> {
+        let hash = token_hash(token);
+        // jsonwebtoken checks `exp` against the system clock as well: so does the cache.
+        let latest = now.max(system_now());
+        if let Some((claims, stamp)) = self.cache.get(&hash, latest) {
+            if self.stamp_current(stamp).await {
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(claims);
+            }
+            self.cache.remove(&hash);
+        }
+        let (claims, stamp, leeway) = self.verify_uncached(token, now).await?;
+        self.cache.insert(hash, &claims, leeway, stamp);
+        Ok(claims)
+    }
+
+    /// The verification itself; also returns which key verified and the issuer's leeway.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Claims, KeyStamp, u64), String> {
         // An unknown `alg` (`none` included) fails here: jsonwebtoken has no such algorithm.
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| format!("header: {:?}", e.kind()))?;
         let token_iss = unverified_issuer(token);
         let mut last = String::from("no configured issuer accepts this token");
-        for iss in &self.issuers {
+        for (index, iss) in self.issuers.iter().enumerate() {
             let cfg = &iss.config;
+            let mut generation = None;
             if !cfg.issuer.is_empty() && token_iss.as_deref() != Some(cfg.issuer.as_str()) {
                 continue;
             }
@@ -148,8 +196,14 @@ impl Verifier {
                         last = format!("algorithm {:?} is not allowed with a JWKS", header.alg);
                         continue;
                     }
-                    fetched = match src.keys_for(header.kid.as_deref(), header.alg, now).await {
-                        Ok(k) => k,
+                    fetched = match src
+                        .stamped_keys_for(header.kid.as_deref(), header.alg, now)
+                        .await
+                    {
+                        Ok((k, g)) => {
+                            generation = Some(g);
+                            k
+                        }
                         Err(e) => {
                             last = e;
                             continue;
@@ -160,13 +214,25 @@ impl Verifier {
             }
             for (key, alg) in keys {
                 match check(token, key, &validation(alg, cfg), now) {
-                    Ok(c) => return Ok(c),
+                    Ok(c) => {
+                        let stamp = KeyStamp {
+                            issuer: index,
+                            generation,
+                        };
+                        return Ok((c, stamp, cfg.leeway_secs));
+                    }
                     Err(e) => last = e,
                 }
             }
         }
         Err(last)
     }
+}
+
+fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Signature and claims against one key.
@@ -283,6 +349,41 @@ mod tests {
         assert_eq!(c.projects, Some(vec![1, 2]));
         let wrong = mint_hs256("other", "alice", now(), 60, "", "", &extra).unwrap();
         assert!(block(v.verify(&wrong, now())).is_err());
+    }
+
+    #[test]
+    fn a_verified_token_is_served_from_the_cache_until_exp_plus_leeway() {
+        let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
+        let e = serde_json::Map::new();
+        let t = mint_hs256("k", "alice", now(), 60, "", "", &e).unwrap();
+        assert_eq!(block(v.verify(&t, now())).unwrap().sub, "alice");
+        assert_eq!(v.cache_hits(), 0);
+        assert_eq!(block(v.verify(&t, now())).unwrap().sub, "alice");
+        assert_eq!(v.cache_hits(), 1);
+        // 60 s of life plus 30 s of leeway: still good at +90, not at +91.
+        assert!(block(v.verify(&t, now() + 90)).is_ok());
+        assert_eq!(v.cache_hits(), 2);
+        assert!(block(v.verify(&t, now() + 91)).is_err());
+        assert_eq!(v.cache_hits(), 2);
+    }
+
+    #[test]
+    fn refused_and_tampered_tokens_are_never_served_from_the_cache() {
+        let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
+        let e = serde_json::Map::new();
+        let t = mint_hs256("k", "alice", now(), 60, "", "", &e).unwrap();
+        assert!(block(v.verify(&t, now())).is_ok());
+        // One character inside the signature changed (not the last, whose low bits are
+        // padding).
+        let i = t.len() - 5;
+        let c = if &t[i..=i] == "A" { "B" } else { "A" };
+        let forged = format!("{}{c}{}", &t[..i], &t[i + 1..]);
+        assert!(block(v.verify(&forged, now())).is_err());
+        assert!(block(v.verify(&forged, now())).is_err());
+        let wrong = mint_hs256("other", "alice", now(), 60, "", "", &e).unwrap();
+        assert!(block(v.verify(&wrong, now())).is_err());
+        assert!(block(v.verify(&wrong, now())).is_err());
+        assert_eq!(v.cache_hits(), 0);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! configured, a documented leeway, keys from a secret, a PEM file or a JWKS URL, and an
 //! extractor answering 401 with the envelope (and 429 over the per-user request limit).
 
+pub mod cache;
 pub mod jwks;
 pub mod jwt;
 pub mod keyfile;

@@ -77,12 +77,16 @@ impl Default for ServerConfig {
 pub struct DatabaseConfig {
     /// `sqlite://...` or `postgres://...`.
     pub url: String,
+    /// SQLite only: `normal` (a committed objectId survives a crash of the process) or
+    /// `full` (it also survives power loss; every commit waits for the disk).
+    pub sqlite_synchronous: crate::store::SqliteSynchronous,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://stsgate.db?mode=rwc".into(),
+            sqlite_synchronous: Default::default(),
         }
     }
 }
@@ -91,6 +95,7 @@ impl std::fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_url(&self.url))
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish()
     }
 }
@@ -98,8 +103,9 @@ impl std::fmt::Debug for DatabaseConfig {
 impl Serialize for DatabaseConfig {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("DatabaseConfig", 1)?;
+        let mut st = s.serialize_struct("DatabaseConfig", 2)?;
         st.serialize_field("url", &redact_url(&self.url))?;
+        st.serialize_field("sqlite_synchronous", &self.sqlite_synchronous)?;
         st.end()
     }
 }

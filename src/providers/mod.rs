@@ -230,6 +230,13 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// Obtains credentials for one upload.
     async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError>;
 
+    /// Whether [`issue`](Self::issue) calls the cloud. A provider that does gets its ledger
+    /// row written before the call (a crash during it leaves a trace) and completed after;
+    /// one that signs locally (`false`) gets the complete row written in one statement.
+    fn calls_upstream(&self) -> bool {
+        true
+    }
+
     /// Verifies a cloud-signed upload callback (only clouds that sign callbacks).
     async fn verify_callback(&self, _input: &CallbackInput) -> Result<(), CallbackRefused> {
         Err(CallbackRefused("this cloud does not sign callbacks".into()))

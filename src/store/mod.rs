@@ -1,8 +1,11 @@
 //! The ledger: one trait, a SQLite and a PostgreSQL implementation (runtime queries, one
 //! migrations folder per dialect).
 
+pub mod batch;
 pub mod postgres;
 pub mod sqlite;
+
+pub use batch::Finished;
 
 use std::sync::Arc;
 
@@ -163,8 +166,22 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Inserts an `issued` row and commits; returns the new objectId.
+    /// Inserts an `issued` row (no key yet: the trace left before an upstream call) and
+    /// commits; returns the new objectId.
     async fn insert_object(&self, new: &NewObject) -> Result<i64, StoreError>;
+    /// Reserves a fresh objectId without writing a row, for [`insert_finished`]. Never the
+    /// same id twice; an id never written is a gap.
+    ///
+    /// [`insert_finished`]: ObjectStore::insert_finished
+    async fn next_object_id(&self) -> Result<i64, StoreError>;
+    /// Inserts the complete row of a reserved objectId in one statement and commits (clouds
+    /// that sign locally: the key and expiry are known before anything is written).
+    async fn insert_finished(
+        &self,
+        id: i64,
+        new: &NewObject,
+        end: &Finished,
+    ) -> Result<(), StoreError>;
     /// Records what was issued (bucket, key, expiry).
     async fn complete_object(
         &self,
@@ -203,10 +220,39 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn idem_release(&self, owner: &str, key: &str) -> Result<(), StoreError>;
 }
 
+/// `database.sqlite_synchronous`: when a SQLite commit (WAL mode) is on disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// `synchronous=NORMAL`: a commit survives a crash of the process, not a power loss
+    /// (the WAL is synced at checkpoints only).
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit syncs the WAL; it survives power loss.
+    Full,
+}
+
+/// How a store is opened, beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// SQLite only.
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
 /// Opens the store named by `url` (`sqlite:` or `postgres://`).
 pub async fn connect(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    connect_with(url, &StoreOptions::default()).await
+}
+
+/// [`connect`] with options.
+pub async fn connect_with(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<Arc<dyn ObjectStore>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect_with(url, options).await?,
+        ))
     } else {
         Ok(Arc::new(postgres::PgStore::connect(url).await?))
     }

@@ -1,22 +1,125 @@
-//! PostgreSQL ledger: `$n` placeholders; what stateless replicas share.
+//! PostgreSQL ledger: `$n` placeholders; what stateless replicas share. Issuance writes go
+//! through the group-commit task ([`super::batch`]): one transaction per batch, new rows in
+//! multi-row `INSERT`s; objectIds come from the identity sequence in blocks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
+use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
     IdemRecord, MarkOutcome, NewObject, ObjectRecord, ObjectStore, StoreError, UploadFacts,
 };
+
+/// objectIds taken from the sequence per reservation (at most this many are skipped by a
+/// restart; replicas interleave their blocks).
+const ID_BLOCK: usize = 64;
+
+/// Rows per multi-row `INSERT` (bounds the number of statement shapes prepared).
+const INSERT_CHUNK: usize = 64;
 
 /// PostgreSQL-backed [`ObjectStore`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    writes: Batcher,
+    ids: Arc<IdPool>,
+}
+
+/// The group-commit task's side: transactions on a pool connection.
+struct PgWriter {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl batch::Writer for PgWriter {
+    async fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserts: Vec<_> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Insert { id, row, end } => Some((*id, row, end)),
+                _ => None,
+            })
+            .collect();
+        for chunk in inserts.chunks(INSERT_CHUNK) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO objects (id, owner, cloud_type, module, platform, project_id, \
+                 extension, is_dir, status, failure, bucket, object_key, expires_at, created_at) ",
+            );
+            q.push_values(chunk, |mut b, (id, n, end)| {
+                let (status, failure) = batch::status_of(end);
+                let (bucket, key, expires_at) = batch::issued_of(end);
+                b.push_bind(*id)
+                    .push_bind(&n.owner)
+                    .push_bind(n.cloud_type as i32)
+                    .push_bind(&n.module)
+                    .push_bind(&n.platform)
+                    .push_bind(n.project_id)
+                    .push_bind(&n.extension)
+                    .push_bind(i32::from(n.is_dir))
+                    .push_bind(status)
+                    .push_bind(failure)
+                    .push_bind(bucket)
+                    .push_bind(key)
+                    .push_bind(expires_at)
+                    .push_bind(n.created_at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for w in writes {
+            match w {
+                Write::Insert { .. } => {}
+                Write::Complete {
+                    id,
+                    bucket,
+                    key,
+                    expires_at,
+                } => {
+                    sqlx::query(
+                        "UPDATE objects SET bucket = $1, object_key = $2, expires_at = $3 WHERE id = $4",
+                    )
+                    .bind(bucket)
+                    .bind(key)
+                    .bind(expires_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::Fail { id, reason } => {
+                    sqlx::query("UPDATE objects SET status = 'failed', failure = $1 WHERE id = $2")
+                        .bind(reason)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reserve(&mut self, n: usize) -> Result<Vec<i64>, StoreError> {
+        // nextval never hands a value out twice; a value whose row was never committed is a
+        // gap. A committed row's id is durable with it (the sequence's WAL record precedes it).
+        Ok(sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('objects', 'id')) FROM generate_series(1, $1)",
+        )
+        .bind(n as i32)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }
 
 impl PgStore {
+    /// The group-commit task's counters.
+    pub fn batch_stats(&self) -> &batch::BatchStats {
+        self.writes.stats()
+    }
+
     /// Connects a pool (connections are opened lazily after the first).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -24,7 +127,11 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            writes: Batcher::spawn(PgWriter { pool: pool.clone() }),
+            ids: Arc::new(IdPool::new(ID_BLOCK)),
+            pool,
+        })
     }
 }
 
@@ -69,21 +176,34 @@ impl ObjectStore for PgStore {
     }
 
     async fn insert_object(&self, n: &NewObject) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO objects (owner, cloud_type, module, platform, project_id, extension, \
-             is_dir, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'issued', $8) RETURNING id",
-        )
-        .bind(&n.owner)
-        .bind(n.cloud_type as i32)
-        .bind(&n.module)
-        .bind(&n.platform)
-        .bind(n.project_id)
-        .bind(&n.extension)
-        .bind(i32::from(n.is_dir))
-        .bind(n.created_at)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("id")?)
+        let id = self.ids.next(&self.writes).await?;
+        self.writes
+            .submit(Write::Insert {
+                id,
+                row: n.clone(),
+                end: None,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    async fn next_object_id(&self) -> Result<i64, StoreError> {
+        self.ids.next(&self.writes).await
+    }
+
+    async fn insert_finished(
+        &self,
+        id: i64,
+        n: &NewObject,
+        end: &Finished,
+    ) -> Result<(), StoreError> {
+        self.writes
+            .submit(Write::Insert {
+                id,
+                row: n.clone(),
+                end: Some(end.clone()),
+            })
+            .await
     }
 
     async fn complete_object(
@@ -93,25 +213,23 @@ impl ObjectStore for PgStore {
         key: &str,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE objects SET bucket = $1, object_key = $2, expires_at = $3 WHERE id = $4",
-        )
-        .bind(bucket)
-        .bind(key)
-        .bind(expires_at)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.writes
+            .submit(Write::Complete {
+                id,
+                bucket: bucket.into(),
+                key: key.into(),
+                expires_at,
+            })
+            .await
     }
 
     async fn fail_object(&self, id: i64, reason: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE objects SET status = 'failed', failure = $1 WHERE id = $2")
-            .bind(reason)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.writes
+            .submit(Write::Fail {
+                id,
+                reason: reason.into(),
+            })
+            .await
     }
 
     async fn get_object(&self, id: i64) -> Result<Option<ObjectRecord>, StoreError> {

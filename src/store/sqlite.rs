@@ -1,36 +1,165 @@
-//! SQLite ledger (the default): WAL mode, `?` placeholders.
+//! SQLite ledger (the default): WAL mode, `?` placeholders. Issuance writes go through one
+//! writer connection owned by the group-commit task ([`super::batch`]); a pool of other
+//! connections serves reads and the rarer writes (callbacks, idempotency keys, the sweeper),
+//! which wait for the write lock with `busy_timeout`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
+use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
-    IdemRecord, MarkOutcome, NewObject, ObjectRecord, ObjectStore, StoreError, UploadFacts,
+    IdemRecord, MarkOutcome, NewObject, ObjectRecord, ObjectStore, StoreError, StoreOptions,
+    UploadFacts,
 };
+
+/// objectIds reserved per `sqlite_sequence` update (at most this many are skipped by a
+/// restart).
+const ID_BLOCK: usize = 256;
+
+/// Rows per multi-row `INSERT` (bounds the number of statement shapes cached).
+const INSERT_CHUNK: usize = 64;
 
 /// SQLite-backed [`ObjectStore`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writes: Batcher,
+    ids: Arc<IdPool>,
 }
 
 impl SqliteStore {
-    /// Opens (creating with `mode=rwc`) the database in WAL mode.
+    /// Opens (creating with `mode=rwc`) the database in WAL mode, `synchronous=NORMAL`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with options (`synchronous`).
+    pub async fn connect_with(url: &str, o: &StoreOptions) -> Result<Self, StoreError> {
+        let sync = match o.sqlite_synchronous {
+            super::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
+            super::SqliteSynchronous::Full => SqliteSynchronous::Full,
+        };
         let opts = SqliteConnectOptions::from_str(url)?
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(sync)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        Ok(SqliteStore { pool })
+        let writer = SqliteConnection::connect_with(&opts).await?;
+        Ok(SqliteStore {
+            pool,
+            writes: Batcher::spawn(SqliteWriter { conn: writer }),
+            ids: Arc::new(IdPool::new(ID_BLOCK)),
+        })
+    }
+
+    /// The group-commit task's counters.
+    pub fn batch_stats(&self) -> &batch::BatchStats {
+        self.writes.stats()
+    }
+}
+
+/// The writer connection of the group-commit task.
+struct SqliteWriter {
+    conn: SqliteConnection,
+}
+
+#[async_trait]
+impl batch::Writer for SqliteWriter {
+    async fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        let mut tx = self.conn.begin().await?;
+        let inserts: Vec<_> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Insert { id, row, end } => Some((*id, row, end)),
+                _ => None,
+            })
+            .collect();
+        for chunk in inserts.chunks(INSERT_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO objects (id, owner, cloud_type, module, platform, project_id, \
+                 extension, is_dir, status, failure, bucket, object_key, expires_at, created_at) ",
+            );
+            q.push_values(chunk, |mut b, (id, n, end)| {
+                let (status, failure) = batch::status_of(end);
+                let (bucket, key, expires_at) = batch::issued_of(end);
+                b.push_bind(*id)
+                    .push_bind(&n.owner)
+                    .push_bind(n.cloud_type)
+                    .push_bind(&n.module)
+                    .push_bind(&n.platform)
+                    .push_bind(n.project_id)
+                    .push_bind(&n.extension)
+                    .push_bind(i64::from(n.is_dir))
+                    .push_bind(status)
+                    .push_bind(failure)
+                    .push_bind(bucket)
+                    .push_bind(key)
+                    .push_bind(expires_at)
+                    .push_bind(n.created_at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for w in writes {
+            match w {
+                Write::Insert { .. } => {}
+                Write::Complete {
+                    id,
+                    bucket,
+                    key,
+                    expires_at,
+                } => {
+                    sqlx::query(
+                        "UPDATE objects SET bucket = ?, object_key = ?, expires_at = ? WHERE id = ?",
+                    )
+                    .bind(bucket)
+                    .bind(key)
+                    .bind(expires_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::Fail { id, reason } => {
+                    sqlx::query("UPDATE objects SET status = 'failed', failure = ? WHERE id = ?")
+                        .bind(reason)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn reserve(&mut self, n: usize) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.conn.begin().await?;
+        // AUTOINCREMENT keeps the highest id ever used in sqlite_sequence; moving it past the
+        // block keeps the block from every later reservation and automatic id.
+        sqlx::query(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'objects', 0 \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'objects')",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let top: i64 = sqlx::query_scalar(
+            "UPDATE sqlite_sequence SET seq = max(seq, (SELECT COALESCE(MAX(id), 0) FROM objects)) + ? \
+             WHERE name = 'objects' RETURNING seq",
+        )
+        .bind(n as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((top - n as i64 + 1..=top).collect())
     }
 }
 
@@ -75,21 +204,34 @@ impl ObjectStore for SqliteStore {
     }
 
     async fn insert_object(&self, n: &NewObject) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO objects (owner, cloud_type, module, platform, project_id, extension, \
-             is_dir, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'issued', ?) RETURNING id",
-        )
-        .bind(&n.owner)
-        .bind(n.cloud_type)
-        .bind(&n.module)
-        .bind(&n.platform)
-        .bind(n.project_id)
-        .bind(&n.extension)
-        .bind(i64::from(n.is_dir))
-        .bind(n.created_at)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("id")?)
+        let id = self.ids.next(&self.writes).await?;
+        self.writes
+            .submit(Write::Insert {
+                id,
+                row: n.clone(),
+                end: None,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    async fn next_object_id(&self) -> Result<i64, StoreError> {
+        self.ids.next(&self.writes).await
+    }
+
+    async fn insert_finished(
+        &self,
+        id: i64,
+        n: &NewObject,
+        end: &Finished,
+    ) -> Result<(), StoreError> {
+        self.writes
+            .submit(Write::Insert {
+                id,
+                row: n.clone(),
+                end: Some(end.clone()),
+            })
+            .await
     }
 
     async fn complete_object(
@@ -99,23 +241,23 @@ impl ObjectStore for SqliteStore {
         key: &str,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE objects SET bucket = ?, object_key = ?, expires_at = ? WHERE id = ?")
-            .bind(bucket)
-            .bind(key)
-            .bind(expires_at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.writes
+            .submit(Write::Complete {
+                id,
+                bucket: bucket.into(),
+                key: key.into(),
+                expires_at,
+            })
+            .await
     }
 
     async fn fail_object(&self, id: i64, reason: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE objects SET status = 'failed', failure = ? WHERE id = ?")
-            .bind(reason)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.writes
+            .submit(Write::Fail {
+                id,
+                reason: reason.into(),
+            })
+            .await
     }
 
     async fn get_object(&self, id: i64) -> Result<Option<ObjectRecord>, StoreError> {

@@ -10,7 +10,7 @@ use crate::auth::AuthUser;
 use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::providers::{CallbackPlan, IssueRequest};
-use crate::store::NewObject;
+use crate::store::{Finished, NewObject};
 use crate::upload::answer::{CallbackInfo, StsAnswer};
 use crate::upload::idempotency::Remembered;
 use crate::upload::layout;
@@ -158,19 +158,35 @@ async fn issue_once(
         .get(p.cloud)
         .ok_or(ApiError::CloudNotEnabled(p.type_code))?;
     let now = app.clock.now();
-    let object_id = app
-        .store
-        .insert_object(&NewObject {
-            owner: user.sub.clone(),
-            cloud_type: i64::from(p.cloud.code()),
-            module: p.module.as_str().into(),
-            platform: p.platform.as_str().into(),
-            project_id: p.project_id,
-            extension: p.extension.clone(),
-            is_dir: p.is_dir,
-            created_at: now.unix_timestamp(),
-        })
-        .await?;
+    let row = NewObject {
+        owner: user.sub.clone(),
+        cloud_type: i64::from(p.cloud.code()),
+        module: p.module.as_str().into(),
+        platform: p.platform.as_str().into(),
+        project_id: p.project_id,
+        extension: p.extension.clone(),
+        is_dir: p.is_dir,
+        created_at: now.unix_timestamp(),
+    };
+    // A cloud called upstream gets its row before the call (a crash leaves a trace) and
+    // completed after; a cloud that signs locally gets its complete row in one write, with
+    // an objectId reserved first (the key contains it).
+    let upstream = provider.calls_upstream();
+    let object_id = if upstream {
+        app.store.insert_object(&row).await?
+    } else {
+        app.store.next_object_id().await?
+    };
+    // Records a failure: on the row written before the call, or as the one write.
+    let fail = |reason: String| async {
+        if upstream {
+            app.store.fail_object(object_id, &reason).await
+        } else {
+            app.store
+                .insert_finished(object_id, &row, &Finished::Failed { reason })
+                .await
+        }
+    };
     let cfg = &app.config;
     let planned_key = layout::relative_path(
         &cfg.upload.key_prefix,
@@ -207,16 +223,14 @@ async fn issue_once(
         Err(e) => {
             let err = ApiError::from(e.clone());
             tracing::warn!(object_id, provider = p.cloud.name(), error = %e, "issuance failed");
-            app.store.fail_object(object_id, &e.to_string()).await?;
+            fail(e.to_string()).await?;
             return Err(err);
         }
     };
     let now_unix = app.clock.now_unix();
     let min_remaining = cfg.upload.min_remaining_secs as i64;
     if issued.expiration - now_unix < min_remaining {
-        app.store
-            .fail_object(object_id, "credentials expire too soon")
-            .await?;
+        fail("credentials expire too soon".into()).await?;
         return Err(ApiError::CloudRefused {
             code: format!(
                 "credentials expire in {}s, less than min_remaining_secs ({min_remaining}s)",
@@ -224,14 +238,23 @@ async fn issue_once(
             ),
         });
     }
-    app.store
-        .complete_object(
-            object_id,
-            &issued.bucket,
-            &issued.relative_path,
-            issued.expiration,
-        )
-        .await?;
+    if upstream {
+        app.store
+            .complete_object(
+                object_id,
+                &issued.bucket,
+                &issued.relative_path,
+                issued.expiration,
+            )
+            .await?;
+    } else {
+        let end = Finished::Issued {
+            bucket: issued.bucket.clone(),
+            key: issued.relative_path.clone(),
+            expires_at: issued.expiration,
+        };
+        app.store.insert_finished(object_id, &row, &end).await?;
+    }
     app.metrics.issued(p.cloud.name());
     // The audit record: who got credentials for which object, where, until when. Never the
     // credentials themselves.

@@ -92,7 +92,8 @@ async fn jwks_rotation_is_picked_up_on_unknown_kid() {
     assert_eq!(fake.fetches(), 2);
     assert_eq!(auth_code(&s, &token_b).await, AUTHED);
     assert_eq!(fake.fetches(), 2);
-    // A was removed by the rotation: it no longer verifies.
+    // A was removed by the rotation: it no longer verifies, although it was verified (and
+    // remembered by the token cache) before.
     assert_eq!(auth_code(&s, &token_a).await, REFUSED);
 
     // A flood of unknown kids right after a fetch causes no fetch at all ...

@@ -18,6 +18,7 @@ mod api;
 mod aws;
 mod baidu;
 mod cli;
+mod durability;
 mod edges;
 mod huawei;
 mod ksyun;

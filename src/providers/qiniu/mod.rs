@@ -213,6 +213,10 @@ impl CredentialProvider for QiniuProvider {
         self.issue_now(req)
     }
 
+    fn calls_upstream(&self) -> bool {
+        false
+    }
+
     async fn verify_callback(
         &self,
         input: &CallbackInput,
