@@ -1,4 +1,4 @@
-//! State shared by replicas, in Redis, when `[redis] url` is set (PRODUCT §4): the
+//! State shared by replicas, in Redis, when `[redis] url` is set (docs/contract.md §4): the
 //! cluster-wide upstream budget ([`crate::providers::budget`]), idempotent answers
 //! ([`crate::upload::idempotency`]) and the Tencent credential pool
 //! ([`crate::providers::tencent`]). Each feature keeps its own keys and scripts next to its

@@ -320,7 +320,7 @@ pub fn envelope_for_status(status: StatusCode) -> Response {
 mod tests {
     use super::*;
 
-    /// Pins every variant's status and code (PRODUCT §1.3).
+    /// Pins every variant's status and code (docs/contract.md §1.3).
     #[test]
     fn every_variant_maps_to_its_status_and_code() {
         let d = Duration::from_secs(2);

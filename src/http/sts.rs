@@ -1,6 +1,6 @@
 //! `GET|POST /upload/sts/info`: extract, call the domain, answer.
 //!
-//! Check order (PRODUCT §1.3): authentication (401, the extractor), body size (413),
+//! Check order (docs/contract.md §1.3): authentication (401, the extractor), body size (413),
 //! parameters (40001), cloud enabled (40002), extension (40003), projects (40301).
 
 use axum::body::Body;

@@ -1,4 +1,4 @@
-//! The success answer of `/upload/sts/info`: exactly the `data` fields of PRODUCT §1.3,
+//! The success answer of `/upload/sts/info`: exactly the `data` fields of docs/contract.md §1.3,
 //! in the seed's order; optional ones omitted when absent. Its `Debug` redacts secrets.
 
 use secrecy::{ExposeSecret as _, SecretString};

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` (PRODUCT §1.3): (sub, key, parameters hash, objectId) is recorded in
+//! `Idempotency-Key` (docs/contract.md §1.3): (sub, key, parameters hash, objectId) is recorded in
 //! the database; the answer is kept in memory (moka) until it has less than
 //! `min_remaining_secs` left. A retry with the same parameters gets the same answer; a
 //! concurrent duplicate waits for the first (moka coalesces the initialisation); other

@@ -1,4 +1,4 @@
-//! Object key layout (PRODUCT §1.3):
+//! Object key layout (docs/contract.md §1.3):
 //! `{key_prefix}/{module dir}/{yyyy}/{mm}/{dd}/{objectId}/{nonce}.{extension}`, or the folder
 //! `…/{objectId}/` with `isDir`. UTC date; the nonce is a fresh random UUID per request, and
 //! the objectId is unique, so two allocations never share a key.

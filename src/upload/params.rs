@@ -1,6 +1,6 @@
 //! `GET/POST /upload/sts/info` parameters: collected from the query string and a JSON
 //! body (the body overrides the query field by field; an empty string counts as absent),
-//! then validated in the order of PRODUCT §1.3. Every failure here is 40001 naming the
+//! then validated in the order of docs/contract.md §1.3. Every failure here is 40001 naming the
 //! field and the rule.
 
 use std::collections::BTreeMap;

@@ -151,7 +151,7 @@ async fn success_shape_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_VIDEO).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    // PRODUCT §1.3 fields; STS gives no startTime.
+    // docs/contract.md §1.3 fields; STS gives no startTime.
     assert_form_answer_fields(d, false, true);
 
     // One STS call, and the answer is what it returned (expiration included, verbatim).

@@ -1,4 +1,4 @@
-//! The HTTP contract of PRODUCT §1.3–§1.5: envelopes, check order, parameters, auth,
+//! The HTTP contract of docs/contract.md §1.3–§1.5: envelopes, check order, parameters, auth,
 //! idempotency, operations endpoints.
 
 use std::collections::HashSet;

@@ -107,7 +107,7 @@ async fn issue_upload_callback_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_PNG).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    // PRODUCT §1.3 fields; STS gives no startTime.
+    // docs/contract.md §1.3 fields; STS gives no startTime.
     assert_form_answer_fields(d, false, true);
 
     // One STS call, asking for exactly the least privilege on exactly this key.

@@ -78,7 +78,7 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
         (Some(0), Some(""))
     );
     let d = &a.body["data"];
-    // PRODUCT §1.3 fields; KSyun gives no startTime.
+    // docs/contract.md §1.3 fields; KSyun gives no startTime.
     assert_form_answer_fields(d, false, true);
 
     // The credentials are exactly what STS issued, expiration included.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::fakes::upstream::{Mode, Script};
 use crate::helpers::Server;
 
-/// The answer fields of a cloud with a browser form (PRODUCT §1.3).
+/// The answer fields of a cloud with a browser form (docs/contract.md §1.3).
 pub fn assert_form_answer_fields(data: &Value, start_time: bool, callback: bool) {
     let got: BTreeSet<&str> = data
         .as_object()
@@ -40,7 +40,7 @@ pub fn assert_form_answer_fields(data: &Value, start_time: bool, callback: bool)
     if callback {
         want.insert("callbackInfo");
     }
-    assert_eq!(got, want, "exactly the PRODUCT §1.3 fields");
+    assert_eq!(got, want, "exactly the docs/contract.md §1.3 fields");
     for t in ["expiration", "serverTime"] {
         let v = data[t].as_str().unwrap();
         assert!(v.ends_with('Z') && v.len() == 20, "{t}={v}");

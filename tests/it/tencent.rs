@@ -54,7 +54,7 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
     .collect();
     assert_eq!(
         keys, want,
-        "exactly the PRODUCT §1.3 fields; no form for LKE"
+        "exactly the docs/contract.md §1.3 fields; no form for LKE"
     );
     let issued = fake.issued();
     assert_eq!(issued.len(), 1);

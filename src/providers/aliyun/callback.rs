@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::providers::crypto::{b64, b64_decode, md5};
 
-/// `callbackBody`: an OSS template yielding PRODUCT §1.4's field names. Custom variables
+/// `callbackBody`: an OSS template yielding docs/contract.md §1.4's field names. Custom variables
 /// must be lower case in OSS, hence `x:objectid` and `x:resourcetype`.
 pub const CALLBACK_BODY_TEMPLATE: &str = "objectId=${x:objectid}&resourceType=${x:resourcetype}&bucket=${bucket}&object=${object}&size=${size}&mimeType=${mimeType}&etag=${etag}";
 /// `callbackBodyType` stsgate asks for.

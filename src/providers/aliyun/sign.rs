@@ -1,4 +1,4 @@
-//! Aliyun signing as pure staged functions (protocols/tencent-aws-aliyun.md §3):
+//! Aliyun signing as pure staged functions (docs/providers/aliyun.md):
 //!
 //! - STS RPC signature v1.0 (HMAC-SHA1), what stsgate sends;
 //! - ACS3-HMAC-SHA256 (the Tea SDK's default), implemented and vector-tested, not used;

@@ -9,7 +9,7 @@
 //!   `generate_presigned_post` does (its JSON bytes are what is signed), and signs it with
 //!   the `aws-sigv4` key derivation ([`super::sign::post_policy_signature`]).
 //!
-//! Protocol: protocols/tencent-aws-aliyun.md §2.
+//! Protocol: docs/providers/aws.md
 
 use std::time::SystemTime;
 

@@ -1,5 +1,5 @@
 //! Cloud type 4: Baidu BOS, with a session token from STS `POST /v1/sessionToken`
-//! (`docs/protocols/baidu.md`).
+//! (`docs/providers/baidu.md`).
 //!
 //! Every issuance makes its own STS call (no credential cache): the ACL body scopes the
 //! token to writing `relativePath` (or, with `isDir`, keys under the prefix). The answer also

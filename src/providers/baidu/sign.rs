@@ -2,7 +2,7 @@
 //! staged functions.
 //!
 //! The time is always an argument. Each stage restates the formula of
-//! protocols/qiniu-huawei-ksyun-baidu.md §4.2 and §4.3; the tests check every stage against
+//! docs/providers/baidu.md; the tests check every stage against
 //! vectors produced by `bce-python-sdk` and `@baiducloud/sdk`. Unlike the Python SDK, the
 //! `Authorization` always lists the signed headers, exactly the canonical ones (as the JS
 //! and Go SDKs do).

@@ -3,7 +3,7 @@
 //!
 //! Success: `{"accessKeyId","secretAccessKey","sessionToken","createTime","expiration",
 //! "userId"}`. Failure: the BCE envelope `{"requestId","code","message"}` with an HTTP error
-//! status (protocols/qiniu-huawei-ksyun-baidu.md §4.1; Baidu's public error-code table).
+//! status (docs/providers/baidu.md; Baidu's public error-code table).
 
 use secrecy::SecretString;
 use serde::Serialize;

@@ -1,5 +1,5 @@
 //! Cloud type 6: Huawei OBS, with temporary AK/SK/security token from IAM
-//! `POST /v3.0/OS-CREDENTIAL/securitytokens` (`docs/protocols/huawei.md`).
+//! `POST /v3.0/OS-CREDENTIAL/securitytokens` (`docs/providers/huawei.md`).
 //!
 //! Every issuance makes its own IAM call (no credential cache): the session policy allows
 //! only uploading `relativePath` (or, with `isDir`, keys under the prefix). The answer also

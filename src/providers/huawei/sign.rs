@@ -2,7 +2,7 @@
 //! POST signature, as pure staged functions.
 //!
 //! The time is always an argument. Each stage restates the formula of
-//! protocols/qiniu-huawei-ksyun-baidu.md §2.2 and §2.3; the tests check every stage against
+//! docs/providers/huawei.md; the tests check every stage against
 //! vectors produced by `huaweicloudsdkcore` and `esdk-obs-python`.
 
 use percent_encoding::percent_decode_str;

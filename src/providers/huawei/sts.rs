@@ -4,7 +4,7 @@
 //! Success is HTTP 201 `{"credential":{"access","secret","securitytoken","expires_at"}}`.
 //! Failures come in two documented shapes: the API gateway's / IAM's
 //! `{"error_code","error_msg"}` and Keystone's `{"error":{"code","title","message"}}`
-//! (protocols/qiniu-huawei-ksyun-baidu.md §2.1; PRODUCT §2).
+//! (docs/providers/huawei.md; docs/contract.md §2).
 
 use secrecy::SecretString;
 use serde::Serialize;

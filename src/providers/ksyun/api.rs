@@ -1,8 +1,7 @@
 //! KSyun STS `AssumeRole` and KS3 POST wire formats (pure; no HTTP here).
 //!
 //! **The one place to change** when KSyun's real answer shape is confirmed: the protocol
-//! notes mark the `AssumeRole` answer as unverified (protocols/qiniu-huawei-ksyun-baidu.md
-//! §3.1, §7.3). What is implemented, and where it comes from:
+//! notes mark the `AssumeRole` answer as unverified (docs/providers/ksyun.md //! §3.1, §7.3). What is implemented, and where it comes from:
 //! - success: `{"RequestId", "AssumeRoleResult": {"Credentials": {"AccessKeyId",
 //!   "SecretAccessKey", "SecurityToken", "Expiration"}, "AssumedRoleUser": {"Krn",
 //!   "AssumedRoleId"}}}` — the "AssumeRole-style result object" of the notes, with the field
@@ -39,7 +38,7 @@ pub const UPLOAD_ACTIONS: [&str; 3] = [
     "ks3:AbortMultipartUpload",
     "ks3:ListMultipartUploadParts",
 ];
-/// Default KS3 service endpoint (PRODUCT §1.2).
+/// Default KS3 service endpoint (docs/contract.md §1.2).
 pub const DEFAULT_KS3_ENDPOINT: &str = "https://ks3-cn-beijing.ksyuncs.com";
 
 /// The `AssumeRole` form body: `Action`, `Version`, `RoleKrn`, `RoleSessionName`,

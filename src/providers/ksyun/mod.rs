@@ -1,4 +1,4 @@
-//! Cloud type 7: KSyun (Kingsoft Cloud) KS3 through STS `AssumeRole` (PRODUCT §1.2, issue 7).
+//! Cloud type 7: KSyun (Kingsoft Cloud) KS3 through STS `AssumeRole` (docs/contract.md §1.2, issue 7).
 //!
 //! One upstream call per issuance, no credential cache: `AssumeRole` (`Version=2015-11-01`)
 //! as a form POST signed with AWS SigV4 (service `sts`) by the shared signer, with a

@@ -2,7 +2,7 @@
 //! wrappers that sign STS `AssumeRole` with the shared SigV4 signer
 //! ([`crate::providers::aws::sign`], AWS's `aws-sigv4` crate). There is no SigV4 code here.
 //!
-//! Formulas (protocols/qiniu-huawei-ksyun-baidu.md §3.1, §3.2):
+//! Formulas (docs/providers/ksyun.md):
 //! - STS: plain AWS Signature Version 4, service `sts`, the configured region as the
 //!   credential-scope region, host `sts.api.ksyun.com` for every region.
 //! - KS3 POST: `Policy = b64(policy JSON)`, `Signature = b64(HMAC-SHA1(SK, Policy))`.

@@ -164,7 +164,7 @@ pub fn put_policy_for(
     .to_json()
 }
 
-/// Form-encoded `callbackBody` yielding PRODUCT §1.4's field names; `objectId` and
+/// Form-encoded `callbackBody` yielding docs/contract.md §1.4's field names; `objectId` and
 /// `resourceType` are written in literally (uploader-chosen `x:` variables are not trusted).
 pub fn callback_body(object_id: i64, resource_type: u8) -> String {
     format!(

@@ -1,7 +1,7 @@
 //! LKE `DescribeStorageCredential` wire types and response parsing (pure; no HTTP here).
 //!
 //! Answers arrive as `{"Response": {...}}`; failures as `{"Response": {"Error": {"Code",
-//! "Message"}, "RequestId"}}`, normally with HTTP 200 (protocols/tencent-aws-aliyun.md §1.1).
+//! "Message"}, "RequestId"}}`, normally with HTTP 200 (docs/providers/tencent.md).
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::providers::ProviderError;
 
-/// TC3 service name of LKE (PRODUCT §3: always `lke`, whatever host the endpoint names).
+/// TC3 service name of LKE (docs/contract.md §3: always `lke`, whatever host the endpoint names).
 pub const SERVICE: &str = "lke";
 /// `X-TC-Action`.
 pub const ACTION: &str = "DescribeStorageCredential";
@@ -118,7 +118,7 @@ pub fn cos_host(bucket: &str, region: &str) -> String {
     format!("{bucket}.cos.{region}.myqcloud.com")
 }
 
-/// Tencent error codes worth retrying: throttling and internal errors (PRODUCT §3).
+/// Tencent error codes worth retrying: throttling and internal errors (docs/contract.md §3).
 pub fn is_retryable_code(code: &str) -> bool {
     code.starts_with("RequestLimitExceeded") || code.starts_with("InternalError")
 }

@@ -1,4 +1,4 @@
-//! Cloud type 1: Tencent LKE `DescribeStorageCredential` (PRODUCT §3).
+//! Cloud type 1: Tencent LKE `DescribeStorageCredential` (docs/contract.md §3).
 //!
 //! LKE credentials are single-use: with a `FileType`, an answer allows uploading exactly
 //! one object, `UploadPath`. So each credential goes to exactly one request. To keep
@@ -111,7 +111,7 @@ impl Inner {
         }
         .to_body();
         let timestamp = self.clock.now_unix();
-        // PRODUCT §3: the TC3 service is `lke` whatever host the endpoint names.
+        // docs/contract.md §3: the TC3 service is `lke` whatever host the endpoint names.
         let authorization = sign::sign_post_json_for_service(
             self.cfg.secret_id.expose(),
             self.cfg.secret_key.expose(),

@@ -1,4 +1,4 @@
-//! The pool of unused single-use LKE credentials (PRODUCT §3), per
+//! The pool of unused single-use LKE credentials (docs/contract.md §3), per
 //! (BotBizId, FileType, IsPublic, TypeKey).
 //!
 //! Per replica it is a moka cache of small queues. With Redis ([`crate::cluster`]) the

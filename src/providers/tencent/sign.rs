@@ -1,7 +1,7 @@
 //! TC3-HMAC-SHA256, Tencent Cloud API 3.0 request signing, as pure staged functions.
 //!
 //! The timestamp is always an argument. Each stage restates the formula from Tencent's
-//! "Signature v3" document (protocols/tencent-aws-aliyun.md §1.1); the tests check every
+//! "Signature v3" document (docs/providers/tencent.md); the tests check every
 //! stage against vectors produced by `tencentcloud-sdk-python-common`.
 
 use crate::providers::crypto::{hex, hmac_sha256, sha256};
