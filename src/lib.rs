@@ -6,17 +6,19 @@
 //! to upload directly — plus callback information so it learns when the upload finished.
 //!
 //! # Layout
-//! - [`config`]: typed configuration, defaults < TOML < `STSGATE_*` environment.
+//! - [`config`]: typed configuration, defaults < TOML < `STSGATE_*` environment (schema,
+//!   environment layer, per-section validation).
 //! - [`app`]: `App` (config, store, providers, verifier, metrics, clock) and `AppState`.
-//! - [`error`]: `ApiError` and the one mapping to HTTP status + envelope.
+//! - [`error`]: `ApiError` and the one mapping to HTTP status + envelope; `StartupError`.
 //! - [`http`]: routes, middleware (request id, trace, CORS, deadline) and the per-user
 //!   request limit; no SQL, no signing.
 //! - [`auth`]: JWT verification (secret, PEM or JWKS keys, pinned algorithms) and the
 //!   extractor.
-//! - [`upload`]: the domain — parameters, key layout, answers, idempotency, issuing.
+//! - [`upload`]: the domain — parameters, key layout, answers, idempotency, issuing,
+//!   upload callbacks.
 //! - [`store`]: the ledger trait with SQLite and PostgreSQL implementations.
-//! - [`providers`]: one folder per cloud (`config`, `sign`, `api`, provider), the
-//!   shared budget, retrying HTTP driver and crypto helpers.
+//! - [`providers`]: the table of clouds (`registry`), one folder per cloud, and what they
+//!   share: budget, retrying HTTP driver, crypto, answer parsing, browser forms.
 //! - [`cluster`]: the optional Redis connection replicas share (cluster-wide budget,
 //!   idempotent answers, Tencent pool) and its failure policy.
 
