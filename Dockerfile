@@ -6,12 +6,14 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 # 1. Dependencies only (cached until Cargo.toml/Cargo.lock change): every target the
 #    manifest names gets an empty stand-in so cargo accepts the manifest.
+#    The workspace's fakes crate (a dev-dependency) needs only its manifest and a stand-in.
 COPY Cargo.toml Cargo.lock ./
-RUN for f in src/main.rs src/lib.rs $(sed -n 's/^path = "\(.*\)"$/\1/p' Cargo.toml); do \
+COPY fakes/Cargo.toml ./fakes/
+RUN for f in src/main.rs src/lib.rs fakes/src/lib.rs $(sed -n 's/^path = "\(.*\)"$/\1/p' Cargo.toml); do \
         mkdir -p "$(dirname "$f")" && echo 'fn main() {}' > "$f"; \
     done \
     && cargo build --release --locked --bin stsgate \
-    && rm -rf src examples tests benches
+    && rm -rf src examples tests benches fakes/src
 # 2. The application.
 COPY src ./src
 COPY migrations ./migrations
@@ -19,6 +21,7 @@ COPY openapi.yaml ./
 COPY examples ./examples
 COPY tests ./tests
 COPY benches ./benches
+COPY fakes ./fakes
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin stsgate
 
 FROM debian:bookworm-slim AS runtime

@@ -11,10 +11,7 @@
 //! 3. Throughput with 32 concurrent clients, pool off and a fast fake, where the ledger
 //!    and the HTTP stack are the limit.
 
-#[path = "../tests/it/fakes/lke.rs"]
-mod lke;
-#[path = "../tests/it/fakes/upstream.rs"]
-mod upstream;
+use stsgate_fakes::tencent;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -215,9 +212,9 @@ async fn main() {
 
     // 2. Pool off vs on, with a 25 ms simulated cloud round trip.
     let rtt = 25;
-    let fake = lke::FakeLke::new(SID, SKEY, "ap-jakarta");
+    let fake = tencent::FakeLke::new(SID, SKEY, "ap-jakarta");
     let fake_url = fake.start().await;
-    fake.set_mode(lke::Mode::Delay(rtt));
+    fake.set_mode(stsgate_fakes::Mode::Delay(rtt));
     let n = 40 * scale as usize;
     let off = start(&fake_url, 0).await;
     let miss = latency(&off.base, n, Duration::from_millis(5)).await;
@@ -245,7 +242,7 @@ async fn main() {
     );
 
     // 3. Throughput, fast fake, pool off: every request = ledger insert + LKE call + update.
-    fake.set_mode(lke::Mode::Ok);
+    fake.set_mode(stsgate_fakes::Mode::Ok);
     let srv = start(&fake_url, 0).await;
     let (clients, per) = (32, 20 * scale as usize);
     let (rps, lat) = throughput(&srv.base, clients, per).await;

@@ -17,10 +17,7 @@
 //! argument is given, the matching TEST private key is written there (mode 0600) so that
 //! `openssl dgst -md5 -sign` can sign callbacks as OSS would.
 
-#[path = "../tests/it/fakes/aliyun_sts.rs"]
-mod aliyun_sts;
-#[path = "../tests/it/fakes/upstream.rs"]
-mod upstream;
+use stsgate_fakes::aliyun;
 
 #[tokio::main]
 async fn main() {
@@ -35,9 +32,9 @@ async fn main() {
         "FAKE_ALIYUN_ROLE_ARN",
         "acs:ram::1234567890123456:role/stsgate-uploader",
     );
-    let sts = aliyun_sts::FakeAliyunSts::new(&id, &secret, &role);
+    let sts = aliyun::FakeAliyunSts::new(&id, &secret, &role);
     let sts_base = sts.start_on(&sts_addr).await;
-    let keys = aliyun_sts::KeyServer::new(aliyun_sts::TEST_CALLBACK_PUBLIC_KEY_PEM);
+    let keys = aliyun::KeyServer::new(aliyun::TEST_CALLBACK_PUBLIC_KEY_PEM);
     let key_base = keys.start_on(&key_addr).await;
     if let Some(path) = key_out {
         write_private_key(&path);
@@ -46,7 +43,7 @@ async fn main() {
     println!("fake Aliyun STS listening on {sts_base} (AccessKeyId {id}, role {role})");
     println!(
         "callback key server on {key_base}{} (TEST key)",
-        aliyun_sts::KEY_PATH
+        aliyun::KEY_PATH
     );
     tokio::signal::ctrl_c().await.ok();
 }
@@ -61,6 +58,6 @@ fn write_private_key(path: &str) {
         opts.mode(0o600);
     }
     let mut f = opts.open(path).expect("private key file");
-    f.write_all(aliyun_sts::TEST_CALLBACK_PRIVATE_KEY_PEM.as_bytes())
+    f.write_all(aliyun::TEST_CALLBACK_PRIVATE_KEY_PEM.as_bytes())
         .expect("write private key");
 }

@@ -8,25 +8,7 @@
 //! Used by `tests/contract/schemathesis.sh`. Each fake verifies every request's signature
 //! with its own code, like in the integration tests.
 
-#[path = "../tests/it/fakes/lke.rs"]
-mod lke;
-
-#[path = "../tests/it/fakes/ksyun_sts.rs"]
-mod ksyun_sts;
-
-#[path = "../tests/it/fakes/sts.rs"]
-mod sts;
-
-#[path = "../tests/it/fakes/aliyun_sts.rs"]
-mod aliyun_sts;
-
-// The Huawei and Baidu fakes refer to their shared helpers as `super::upstream`.
-#[path = "../tests/it/fakes/baidu_sts.rs"]
-mod baidu_sts;
-#[path = "../tests/it/fakes/huawei_iam.rs"]
-mod huawei_iam;
-#[path = "../tests/it/fakes/upstream.rs"]
-mod upstream;
+use stsgate_fakes::{aliyun, aws, baidu, huawei, ksyun, tencent};
 
 use std::fmt::Write as _;
 
@@ -48,7 +30,7 @@ async fn main() {
     let mut env = String::new();
 
     // Tencent LKE (type 1).
-    let fake = lke::FakeLke::new("AKIDfake", "fakekey", "ap-jakarta");
+    let fake = tencent::FakeLke::new("AKIDfake", "fakekey", "ap-jakarta");
     let url = fake.start().await;
     section(
         &mut env,
@@ -64,7 +46,7 @@ async fn main() {
 
     // AWS STS + S3 (type 2), path-style on one port.
     let role = "arn:aws:iam::123456789012:role/uploader";
-    let fake = sts::FakeSts::new(
+    let fake = aws::FakeSts::new(
         "AKIAFAKESTSGATE00001",
         "fakeAwsSecret/0123456789abcdefghijklmno",
         "us-east-1",
@@ -92,9 +74,9 @@ async fn main() {
 
     // Aliyun STS (type 3) and the OSS callback key server.
     let role = "acs:ram::1234567890123456:role/stsgate-uploader";
-    let fake = aliyun_sts::FakeAliyunSts::new("LTAIfake", "fakesecret", role);
+    let fake = aliyun::FakeAliyunSts::new("LTAIfake", "fakesecret", role);
     let url = fake.start().await;
-    let keys = aliyun_sts::KeyServer::new(aliyun_sts::TEST_CALLBACK_PUBLIC_KEY_PEM);
+    let keys = aliyun::KeyServer::new(aliyun::TEST_CALLBACK_PUBLIC_KEY_PEM);
     let key_base = keys.start().await;
     let prefixes = format!("[\"{key_base}/\"]");
     section(
@@ -117,7 +99,7 @@ async fn main() {
         "hwFAKEsecret0001",
         "0123456789abcdef0123456789abcdef",
     );
-    let fake = huawei_iam::FakeIam::new(ak, sk, domain);
+    let fake = huawei::FakeIam::new(ak, sk, domain);
     let url = fake.start().await;
     section(
         &mut env,
@@ -134,7 +116,7 @@ async fn main() {
 
     // Baidu STS (type 4).
     let (ak, sk) = ("bdfakeak0001", "bdFAKEsecret0001");
-    let fake = baidu_sts::FakeSts::new(ak, sk);
+    let fake = baidu::FakeSts::new(ak, sk);
     let url = fake.start().await;
     section(
         &mut env,
@@ -150,7 +132,7 @@ async fn main() {
 
     // KSyun KS3 (type 7).
     let role = "krn:ksc:iam::2000000001:role/stsgate-upload";
-    let fake = ksyun_sts::FakeKsyunSts::new("AKLTfake", "fakesecret", "cn-beijing-6", role);
+    let fake = ksyun::FakeKsyunSts::new("AKLTfake", "fakesecret", "cn-beijing-6", role);
     let url = fake.start().await;
     section(
         &mut env,

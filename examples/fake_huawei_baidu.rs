@@ -10,15 +10,10 @@
 //! `FAKE_BAIDU_AK`, `FAKE_BAIDU_SK`).
 
 // The fakes refer to their shared helpers as `super::upstream`: keep all three at the root.
-#[path = "../tests/it/fakes/baidu_sts.rs"]
-mod baidu_sts;
-#[path = "../tests/it/fakes/huawei_iam.rs"]
-mod huawei_iam;
-#[path = "../tests/it/fakes/upstream.rs"]
-mod upstream;
+use stsgate_fakes::{baidu, huawei};
 
-use baidu_sts::FakeSts;
-use huawei_iam::FakeIam;
+use baidu::FakeSts;
+use huawei::FakeIam;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.into())

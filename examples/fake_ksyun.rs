@@ -11,10 +11,7 @@
 //! that role (override with `FAKE_KSYUN_ACCESS_KEY_ID`, `FAKE_KSYUN_SECRET_ACCESS_KEY`,
 //! `FAKE_KSYUN_REGION`, `FAKE_KSYUN_ROLE_KRN`).
 
-#[path = "../tests/it/fakes/ksyun_sts.rs"]
-mod ksyun_sts;
-#[path = "../tests/it/fakes/upstream.rs"]
-mod upstream;
+use stsgate_fakes::ksyun;
 
 #[tokio::main]
 async fn main() {
@@ -29,7 +26,7 @@ async fn main() {
         "FAKE_KSYUN_ROLE_KRN",
         "krn:ksc:iam::2000000001:role/stsgate-upload",
     );
-    let fake = ksyun_sts::FakeKsyunSts::new(&ak, &sk, &region, &role);
+    let fake = ksyun::FakeKsyunSts::new(&ak, &sk, &region, &role);
     let base = fake.start_on(&addr).await;
     println!("fake KSyun STS listening on {base} (access key {ak}, region {region})");
     tokio::signal::ctrl_c().await.ok();

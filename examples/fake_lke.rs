@@ -9,10 +9,7 @@
 //! The fake expects SecretId `AKIDfake`, SecretKey `fakekey` (override with
 //! `FAKE_LKE_SECRET_ID` / `FAKE_LKE_SECRET_KEY`) and region `ap-jakarta`.
 
-#[path = "../tests/it/fakes/lke.rs"]
-mod lke;
-#[path = "../tests/it/fakes/upstream.rs"]
-mod upstream;
+use stsgate_fakes::tencent;
 
 #[tokio::main]
 async fn main() {
@@ -22,7 +19,7 @@ async fn main() {
     let id = std::env::var("FAKE_LKE_SECRET_ID").unwrap_or_else(|_| "AKIDfake".into());
     let key = std::env::var("FAKE_LKE_SECRET_KEY").unwrap_or_else(|_| "fakekey".into());
     let region = std::env::var("FAKE_LKE_REGION").unwrap_or_else(|_| "ap-jakarta".into());
-    let fake = lke::FakeLke::new(&id, &key, &region);
+    let fake = tencent::FakeLke::new(&id, &key, &region);
     let base = fake.start_on(&addr).await;
     println!("fake LKE listening on {base} (SecretId {id}, region {region})");
     tokio::signal::ctrl_c().await.ok();

@@ -52,30 +52,28 @@ impl CloudType {
         Self::ALL.into_iter().find(|c| i64::from(c.code()) == code)
     }
 
+    /// The wire number and the `[providers.<name>]` section name: the one place a cloud
+    /// type's two spellings are written.
+    const fn wire(self) -> (u8, &'static str) {
+        match self {
+            CloudType::Qiniu => (0, "qiniu"),
+            CloudType::Tencent => (1, "tencent"),
+            CloudType::Aws => (2, "aws"),
+            CloudType::Aliyun => (3, "aliyun"),
+            CloudType::Baidu => (4, "baidu"),
+            CloudType::Huawei => (6, "huawei"),
+            CloudType::Ksyun => (7, "ksyun"),
+        }
+    }
+
     /// The wire number.
     pub fn code(self) -> u8 {
-        match self {
-            CloudType::Qiniu => 0,
-            CloudType::Tencent => 1,
-            CloudType::Aws => 2,
-            CloudType::Aliyun => 3,
-            CloudType::Baidu => 4,
-            CloudType::Huawei => 6,
-            CloudType::Ksyun => 7,
-        }
+        self.wire().0
     }
 
     /// The `[providers.<name>]` section and metrics label.
     pub fn name(self) -> &'static str {
-        match self {
-            CloudType::Qiniu => "qiniu",
-            CloudType::Tencent => "tencent",
-            CloudType::Aws => "aws",
-            CloudType::Aliyun => "aliyun",
-            CloudType::Baidu => "baidu",
-            CloudType::Huawei => "huawei",
-            CloudType::Ksyun => "ksyun",
-        }
+        self.wire().1
     }
 
     /// Whether the cloud can scope credentials to a prefix (`isDir=1`). Tencent LKE

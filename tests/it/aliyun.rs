@@ -7,10 +7,11 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-use crate::fakes::aliyun_sts::{self, FakeAliyunSts, KeyMode, KeyServer, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::{assert_failure_cases, assert_form_answer_fields, Case};
+use stsgate_fakes::aliyun::{self, FakeAliyunSts, KeyMode, KeyServer};
+use stsgate_fakes::Mode;
 
 /// Long-term keys the fake STS expects.
 pub const AK_ID: &str = "LTAI5tITstsgateKeyId0000";
@@ -53,7 +54,7 @@ struct Env {
 async fn aliyun_server(db: Arc<Db>, tweak: impl FnOnce(&mut stsgate::config::Config)) -> Env {
     let fake = FakeAliyunSts::new(AK_ID, AK_SECRET, ROLE_ARN);
     let sts_url = fake.start().await;
-    let keys = KeyServer::new(aliyun_sts::TEST_CALLBACK_PUBLIC_KEY_PEM);
+    let keys = KeyServer::new(aliyun::TEST_CALLBACK_PUBLIC_KEY_PEM);
     let key_base = keys.start().await;
     let mut c = base_config(&db);
     enable_aliyun(&mut c, &sts_url, &key_base);
@@ -68,7 +69,7 @@ async fn aliyun_server(db: Arc<Db>, tweak: impl FnOnce(&mut stsgate::config::Con
 
 impl Env {
     fn key_url(&self) -> String {
-        format!("{}{}", self.key_base, aliyun_sts::KEY_PATH)
+        format!("{}{}", self.key_base, aliyun::KEY_PATH)
     }
 
     /// POSTs a callback as OSS would: `authorization` signs `signed_path` (decoded path +
@@ -81,8 +82,8 @@ impl Env {
         signed_body: &str,
         body: &str,
     ) -> Answer {
-        let sig = aliyun_sts::sign_callback(
-            aliyun_sts::TEST_CALLBACK_PRIVATE_KEY_PEM,
+        let sig = aliyun::sign_callback(
+            aliyun::TEST_CALLBACK_PRIVATE_KEY_PEM,
             signed_path,
             signed_body.as_bytes(),
         );
@@ -93,7 +94,7 @@ impl Env {
                     .post(format!("{}{path_and_query}", self.s.base))
                     .header("content-type", "application/x-www-form-urlencoded")
                     .header("authorization", sig)
-                    .header("x-oss-pub-key-url", aliyun_sts::key_url_header(key_url))
+                    .header("x-oss-pub-key-url", aliyun::key_url_header(key_url))
                     .body(body.to_string()),
             )
             .await
@@ -110,9 +111,9 @@ impl Env {
 fn oss_body(id: i64, rt: u8, bucket: &str, object: &str, size: u64, mime: &str) -> String {
     format!(
         "objectId={id}&resourceType={rt}&bucket={}&object={}&size={size}&mimeType={}&etag=%22D41D8CD98F00B204E9800998ECF8427E%22",
-        aliyun_sts::pct(bucket),
-        aliyun_sts::pct(object),
-        aliyun_sts::pct(mime)
+        aliyun::pct(bucket),
+        aliyun::pct(object),
+        aliyun::pct(mime)
     )
 }
 
@@ -401,7 +402,7 @@ async fn failure_modes_map_to_documented_codes() {
     let db = Arc::new(sqlite().await);
     let env = aliyun_server(db, |c| c.server.request_timeout_ms = 1500).await;
     let s = &env.s;
-    let e = |code: &str, status: u16| Mode::Error(code.into(), status);
+    let e = |code: &str, status: u16| Mode::Error(status, code.into());
     let cases: Vec<Case<Mode>> = vec![
         (e("NoPermission", 403), 502, 50201, Some("NoPermission")),
         (
@@ -443,7 +444,7 @@ async fn failure_modes_map_to_documented_codes() {
     assert_failure_cases(s, Q_VIDEO, 1, |m| env.fake.set_mode(m), cases).await;
     // One throttling answer is retried (with a fresh nonce) and succeeds.
     env.fake
-        .set_mode(Mode::ErrorTimes("Throttling.User".into(), 400, 1));
+        .set_mode(Mode::ErrorTimes(400, "Throttling.User".into(), 1));
     let calls = env.fake.calls();
     let a = s.sts("alice", Q_VIDEO).await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -489,7 +490,7 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
-        let sig = aliyun_sts::expected_signature(
+        let sig = aliyun::expected_signature(
             i["method"].as_str().unwrap(),
             i["access_key_secret"].as_str().unwrap(),
             &params,
@@ -524,14 +525,14 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
         .collect();
         p.insert("SignatureNonce".into(), nonce.into());
         p.insert("Timestamp".into(), stsgate::clock::rfc3339(now));
-        let mut sig = aliyun_sts::expected_signature("POST", AK_SECRET, &p).into_bytes();
+        let mut sig = aliyun::expected_signature("POST", AK_SECRET, &p).into_bytes();
         if alter {
             sig[5] = if sig[5] == b'A' { b'B' } else { b'A' };
         }
         p.insert("Signature".into(), String::from_utf8(sig).unwrap());
         let query: String = p
             .iter()
-            .map(|(k, v)| format!("{}={}", aliyun_sts::pct(k), aliyun_sts::pct(v)))
+            .map(|(k, v)| format!("{}={}", aliyun::pct(k), aliyun::pct(v)))
             .collect::<Vec<_>>()
             .join("&");
         reqwest::Client::new()
@@ -565,10 +566,10 @@ async fn callback_key_urls_are_confined_to_the_prefixes() {
     let body = oss_body(id, 1, BUCKET, &key, 5, "video/mp4");
     let host = env.key_base.trim_start_matches("http://").to_string();
     for url in [
-        format!("http://{host}0{}", aliyun_sts::KEY_PATH),
-        format!("http://{host}@evil.example{}", aliyun_sts::KEY_PATH),
-        format!("http://{host}.evil.example{}", aliyun_sts::KEY_PATH),
-        format!("https://gosspublic.alicdn.com{}", aliyun_sts::KEY_PATH),
+        format!("http://{host}0{}", aliyun::KEY_PATH),
+        format!("http://{host}@evil.example{}", aliyun::KEY_PATH),
+        format!("http://{host}.evil.example{}", aliyun::KEY_PATH),
+        format!("https://gosspublic.alicdn.com{}", aliyun::KEY_PATH),
     ] {
         let r = env
             .oss_callback(&url, CALLBACK_PATH, CALLBACK_PATH, &body, &body)
@@ -595,11 +596,11 @@ async fn callback_key_urls_are_confined_to_the_prefixes() {
     let r = env.signed(&body).await;
     assert_eq!((r.status, r.code()), (401, 40102), "{}", r.text);
     // A redirect to a server outside the prefixes (serving the right key) is refused.
-    let outside = KeyServer::new(aliyun_sts::TEST_CALLBACK_PUBLIC_KEY_PEM);
+    let outside = KeyServer::new(aliyun::TEST_CALLBACK_PUBLIC_KEY_PEM);
     let outside_base = outside.start().await;
     env.keys.set_mode(KeyMode::Redirect(format!(
         "{outside_base}{}",
-        aliyun_sts::KEY_PATH
+        aliyun::KEY_PATH
     )));
     let r = env.signed(&body).await;
     assert_eq!((r.status, r.code()), (401, 40102), "{}", r.text);
@@ -658,8 +659,8 @@ fn no_secret_in_trace_logs() {
         let id = a.body["data"]["objectId"].as_i64().unwrap();
         let key = a.body["data"]["relativePath"].as_str().unwrap().to_string();
         let body = oss_body(id, 1, BUCKET, &key, 3, "video/mp4");
-        signatures.push(aliyun_sts::sign_callback(
-            aliyun_sts::TEST_CALLBACK_PRIVATE_KEY_PEM,
+        signatures.push(aliyun::sign_callback(
+            aliyun::TEST_CALLBACK_PRIVATE_KEY_PEM,
             CALLBACK_PATH,
             body.as_bytes(),
         ));
@@ -673,8 +674,8 @@ fn no_secret_in_trace_logs() {
             .await;
         assert_eq!(r.status, 401);
         for mode in [
-            Mode::Error("SignatureDoesNotMatch".into(), 400),
-            Mode::Error("Throttling.User".into(), 400),
+            Mode::Error(400, "SignatureDoesNotMatch".into()),
+            Mode::Error(400, "Throttling.User".into()),
             Mode::Http500,
             Mode::Malformed,
             Mode::Hang,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::fakes::lke::FakeLke;
 use crate::helpers::*;
 use crate::on_both_databases;
+use stsgate_fakes::tencent::FakeLke;
 
 async fn server() -> (Server, Arc<FakeLke>) {
     let db = Arc::new(sqlite().await);
@@ -320,7 +320,7 @@ async fn failed_issuance_frees_the_idempotency_key() {
         "{}/upload/sts/info?type=1&extension=pdf&isNeedCallback=0&uploadModule=directorytemp",
         s.base
     );
-    fake.set_mode(crate::fakes::lke::Mode::Error("InvalidParameter".into()));
+    fake.set_mode(stsgate_fakes::Mode::Error(200, "InvalidParameter".into()));
     let a = s
         .send(
             s.http
@@ -330,7 +330,7 @@ async fn failed_issuance_frees_the_idempotency_key() {
         )
         .await;
     assert_eq!(a.code(), 50201);
-    fake.set_mode(crate::fakes::lke::Mode::Ok);
+    fake.set_mode(stsgate_fakes::Mode::Ok);
     let b = s
         .send(
             s.http

@@ -9,10 +9,11 @@ use serde_json::Value;
 use stsgate::config::{Config, ModuleConfig};
 use stsgate::secret::Secret;
 
-use crate::fakes::sts::{self, FakeSts, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::assert_form_answer_fields;
+use stsgate_fakes::aws::{self, FakeSts};
+use stsgate_fakes::Mode;
 
 const AWS_KEY_ID: &str = "AKIAITSTSGATE0000001";
 const AWS_SECRET: &str = "itAwsSecretKey/+0123456789abcdefghijklmno";
@@ -69,7 +70,7 @@ async fn browser_post(
     filename: &str,
     data: &[u8],
 ) -> (u16, String) {
-    let (ct, body) = sts::multipart_body(fields, filename, "image/png", data);
+    let (ct, body) = stsgate_fakes::multipart::multipart_body(fields, filename, "image/png", data);
     let res = reqwest::Client::new()
         .post(url)
         .header("content-type", ct)
@@ -424,22 +425,22 @@ async fn is_dir_covers_the_prefix() {
     assert_eq!(status, 403);
     // And the session policy itself would refuse it too.
     let sp = fake.assume_calls()[0].policy.clone().unwrap();
-    assert!(sts::session_policy_allows(
+    assert!(aws::policy::session_policy_allows(
         &sp,
         "s3:PutObject",
         &format!("arn:aws:s3:::{BUCKET}/{prefix}a/b.png")
     ));
-    assert!(!sts::session_policy_allows(
+    assert!(!aws::policy::session_policy_allows(
         &sp,
         "s3:PutObject",
         &format!("arn:aws:s3:::{BUCKET}/test/temp/x.png")
     ));
-    assert!(!sts::session_policy_allows(
+    assert!(!aws::policy::session_policy_allows(
         &sp,
         "s3:GetObject",
         &format!("arn:aws:s3:::{BUCKET}/{prefix}a.png")
     ));
-    assert!(!sts::session_policy_allows(
+    assert!(!aws::policy::session_policy_allows(
         &sp,
         "s3:DeleteObject",
         &format!("arn:aws:s3:::{BUCKET}/{prefix}a.png")
@@ -628,7 +629,7 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
             headers.push(("x-amz-security-token".into(), t.into()));
         }
         let signed = e["signed_headers"].as_str().unwrap();
-        let canonical = sts::canonical_request(
+        let canonical = aws::sigv4::canonical_request(
             "POST",
             "/",
             &headers,
@@ -642,7 +643,8 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
             v["id"]
         );
         let scope = e["credential_scope"].as_str().unwrap();
-        let sts_text = sts::string_to_sign(i["amz_date"].as_str().unwrap(), scope, &canonical);
+        let sts_text =
+            aws::sigv4::string_to_sign(i["amz_date"].as_str().unwrap(), scope, &canonical);
         assert_eq!(
             sts_text,
             e["string_to_sign"].as_str().unwrap(),
@@ -653,11 +655,11 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
         let region = i["region"].as_str().unwrap();
         let secret = i["secret_access_key"].as_str().unwrap();
         assert_eq!(
-            hex::encode(sts::signing_key(secret, date, region, "sts")),
+            hex::encode(aws::sigv4::signing_key(secret, date, region, "sts")),
             e["signing_key_hex"].as_str().unwrap()
         );
         assert_eq!(
-            sts::signature(secret, date, region, "sts", &sts_text),
+            aws::sigv4::signature(secret, date, region, "sts", &sts_text),
             e["signature"].as_str().unwrap()
         );
         checked += 1;
@@ -673,7 +675,7 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
         let date = &i["amz_date"].as_str().unwrap()[..8];
         let b64 = e["policy_base64"].as_str().unwrap();
         assert_eq!(
-            sts::post_signature(
+            aws::sigv4::post_signature(
                 i["secret_access_key"].as_str().unwrap(),
                 date,
                 i["region"].as_str().unwrap(),
@@ -696,14 +698,14 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
             .collect();
         let now = parse_amz(i["amz_date"].as_str().unwrap());
         let bucket = i["bucket"].as_str().unwrap();
-        sts::check_policy(&policy, &fields, bucket, 1, now)
+        aws::policy::check_policy(&policy, &fields, bucket, 1, now)
             .unwrap_or_else(|r| panic!("{}: {r:?}", v["id"]));
         // ...and refuses them after the expiration, in another bucket, or with a field added.
-        assert!(sts::check_policy(&policy, &fields, bucket, 1, now + 604_801).is_err());
-        assert!(sts::check_policy(&policy, &fields, "other", 1, now).is_err());
+        assert!(aws::policy::check_policy(&policy, &fields, bucket, 1, now + 604_801).is_err());
+        assert!(aws::policy::check_policy(&policy, &fields, "other", 1, now).is_err());
         let mut more = fields.clone();
         more.push(("x-amz-meta-evil".into(), "1".into()));
-        assert!(sts::check_policy(&policy, &more, bucket, 1, now).is_err());
+        assert!(aws::policy::check_policy(&policy, &more, bucket, 1, now).is_err());
         checked += 1;
     }
     assert_eq!(checked, post["count"].as_u64().unwrap());
@@ -731,14 +733,14 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
         ("x-amz-date".to_string(), amz.clone()),
     ];
     let signed = "content-type;host;x-amz-date";
-    let canonical = sts::canonical_request("POST", "/", &headers, signed, body.as_bytes());
+    let canonical = aws::sigv4::canonical_request("POST", "/", &headers, signed, body.as_bytes());
     let scope = format!("{}/{REGION}/sts/aws4_request", &amz[..8]);
-    let good = sts::signature(
+    let good = aws::sigv4::signature(
         AWS_SECRET,
         &amz[..8],
         REGION,
         "sts",
-        &sts::string_to_sign(&amz, &scope, &canonical),
+        &aws::sigv4::string_to_sign(&amz, &scope, &canonical),
     );
     let send = |sig: String| {
         reqwest::Client::new()
@@ -786,7 +788,7 @@ async fn fake_verifiers_match_vectors_and_reject_one_altered_byte() {
     .to_string();
     let policy_b64 =
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, policy_json);
-    let sig = sts::post_signature(&cred.secret_access_key, date, REGION, &policy_b64);
+    let sig = aws::sigv4::post_signature(&cred.secret_access_key, date, REGION, &policy_b64);
     let fields = |sig: &str| -> Vec<(String, String)> {
         vec![
             ("key".into(), "k/direct.bin".into()),

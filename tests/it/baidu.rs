@@ -5,11 +5,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use stsgate::secret::Secret;
 
-use crate::fakes::baidu_sts::{self, FakeSts};
-use crate::fakes::upstream::Mode;
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::*;
+use stsgate_fakes::baidu::{self, FakeSts};
+use stsgate_fakes::Mode;
 
 const BD_AK: &str = "bdfake0000example0001ak";
 const BD_SK: &str = "bdFAKE/0000+EXAMPLE+secret/key=0001";
@@ -228,7 +228,7 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             .map(|m| {
                 m.iter()
                     .map(|(k, v)| match v.as_str() {
-                        Some(v) => format!("{k}={}", crate::fakes::upstream::rfc3986(v.as_bytes())),
+                        Some(v) => format!("{k}={}", stsgate_fakes::common::rfc3986(v.as_bytes())),
                         None => k.clone(),
                     })
                     .collect::<Vec<_>>()
@@ -243,7 +243,7 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             let auth = auth.as_str().unwrap();
             let rest = auth.strip_prefix(&format!("{prefix}/")).unwrap();
             let (signed, signature) = rest.split_once('/').unwrap();
-            let got = baidu_sts::expected_signature(
+            let got = baidu::expected_signature(
                 input["secret_key"].as_str().unwrap(),
                 prefix,
                 input["method"].as_str().unwrap(),
@@ -280,18 +280,18 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let signed = "content-length;content-type;host;x-bce-date";
-    let good = baidu_sts::expected_signature(
+    let good = baidu::expected_signature(
         BD_SK,
         &prefix,
         "POST",
-        baidu_sts::PATH,
+        baidu::PATH,
         "durationSeconds=900",
         &headers,
         signed,
     );
     let send = |signature: String| {
         reqwest::Client::new()
-            .post(format!("{url}{}?durationSeconds=900", baidu_sts::PATH))
+            .post(format!("{url}{}?durationSeconds=900", baidu::PATH))
             .header("content-type", "application/json")
             .header("x-bce-date", &date)
             .header("authorization", format!("{prefix}/{signed}/{signature}"))

@@ -8,8 +8,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::fakes::lke::Mode;
 use crate::helpers::*;
+use stsgate_fakes::Mode;
 
 fn stsgate(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stsgate"));

@@ -11,8 +11,8 @@ use stsgate::metrics::Metrics;
 use stsgate::secret::Secret;
 use time::OffsetDateTime;
 
-use crate::fakes::jwks::{self, FakeJwks, Mode};
 use crate::helpers::*;
+use stsgate_fakes::jwks::{self, FakeJwks, Mode};
 
 /// A clock that moves only when told (the JWKS refetch interval is measured on it).
 struct ManualClock(Mutex<OffsetDateTime>);

@@ -1,8 +1,6 @@
 //! Test harness: real databases (a fresh SQLite file, or a fresh PostgreSQL schema when
 //! `DATABASE_URL` is set), a real server on 127.0.0.1:0, and an HTTP client.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +12,7 @@ use stsgate::metrics::Metrics;
 use stsgate::secret::Secret;
 use tokio::sync::oneshot;
 
-use crate::fakes::lke::FakeLke;
+use stsgate_fakes::tencent::FakeLke;
 
 /// The JWT secret every test server uses.
 pub const JWT_SECRET: &str = "it-jwt-secret-0123456789abcdef0123456789";
@@ -114,8 +112,8 @@ pub struct Server {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    /// Keeps the database alive.
-    pub db: Arc<Db>,
+    /// Keeps the database (and its temporary directory) alive as long as the server.
+    _db: Arc<Db>,
 }
 
 /// An answer: status, headers, JSON body (`Value::Null` if not JSON).
@@ -163,7 +161,7 @@ impl Server {
             http: reqwest::Client::builder().timeout(timeout).build().unwrap(),
             stop: Some(tx),
             task: Some(task),
-            db,
+            _db: db,
         }
     }
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use stsgate::secret::Secret;
 
-use crate::fakes::huawei_iam::{self, FakeIam};
-use crate::fakes::upstream::Mode;
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::*;
+use stsgate_fakes::huawei::{self, FakeIam};
+use stsgate_fakes::Mode;
 
 const HW_AK: &str = "HWFAKEAK0000EXAMPLE01";
 const HW_SK: &str = "hwFAKE/0000+EXAMPLE+secret/key=0001";
@@ -240,7 +240,7 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
         let auth = exp["authorization"].as_str().unwrap();
-        let (_, signed, signature) = huawei_iam::parse_authorization(auth).unwrap();
+        let (_, signed, signature) = huawei::parse_authorization(auth).unwrap();
         let method = v["input"]["method"]
             .as_str()
             .or(exp["method"].as_str())
@@ -251,8 +251,7 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             .or(exp["body"].as_str())
             .unwrap_or("");
         let sk = v["input"]["secret_key"].as_str().unwrap();
-        let got =
-            huawei_iam::expected_signature(sk, method, uri, &headers, signed, body.as_bytes());
+        let got = huawei::expected_signature(sk, method, uri, &headers, signed, body.as_bytes());
         assert_eq!(got, signature, "{}", v["name"]);
         checked += 1;
     }
@@ -277,11 +276,10 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let signed = "content-type;host;x-domain-id;x-sdk-date";
-    let good =
-        huawei_iam::expected_signature(HW_SK, "POST", huawei_iam::PATH, &headers, signed, body);
+    let good = huawei::expected_signature(HW_SK, "POST", huawei::PATH, &headers, signed, body);
     let send = |signature: String| {
         let mut r = reqwest::Client::new()
-            .post(format!("{url}{}", huawei_iam::PATH))
+            .post(format!("{url}{}", huawei::PATH))
             .body(body.to_vec())
             .header(
                 "authorization",
@@ -351,8 +349,7 @@ fn no_huawei_secret_in_trace_logs() {
         let (auths, n) = signed_calls(&[&fake.script, &fake2.script]);
         calls = n;
         for auth in auths {
-            let (_, _, signature) =
-                huawei_iam::parse_authorization(&auth).expect("SDK-HMAC-SHA256");
+            let (_, _, signature) = huawei::parse_authorization(&auth).expect("SDK-HMAC-SHA256");
             secrets.push(signature.to_string());
             secrets.push(auth);
         }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 
-use crate::fakes::ksyun_sts::{self, FakeKsyunSts, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::assert_form_answer_fields;
+use stsgate_fakes::ksyun::{self, FakeKsyunSts};
+use stsgate_fakes::Mode;
 
 /// KSyun long-term keys the fake expects.
 const AK: &str = "AKLTitKSYUNaccessKEY0001";
@@ -254,7 +255,7 @@ async fn one_upstream_call_per_issuance() {
 async fn failure_modes_map_to_documented_codes() {
     let db = Arc::new(sqlite().await);
     let (s, fake) = ksyun_server(db, |c| c.server.request_timeout_ms = 1500).await;
-    let err = |code: &str, status: u16| Mode::Error(code.into(), status);
+    let err = |code: &str, status: u16| Mode::Error(status, code.into());
     let cases: Vec<(Mode, u16, i64, Option<&str>)> = vec![
         (
             err("SignatureDoesNotMatch", 403),
@@ -310,7 +311,7 @@ async fn failure_modes_map_to_documented_codes() {
         assert_eq!(row.status, "failed", "object {id}");
     }
     // One transient error is retried inside the deadline and succeeds.
-    fake.set_mode(Mode::ErrorTimes("InternalError".into(), 500, 1));
+    fake.set_mode(Mode::ErrorTimes(500, "InternalError".into(), 1));
     let before = fake.calls().len();
     let a = s.sts("alice", Q_PNG).await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -359,7 +360,7 @@ fn lower_headers(v: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The fake's own SigV4 reproduces every stage of every `ksyun_sts.json` vector, and
+/// The fake's own SigV4 reproduces every stage of every `ksyun.json` vector, and
 /// refuses a request whose signature was altered by one byte.
 #[tokio::test]
 async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
@@ -395,7 +396,7 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             )
         };
         let canonical =
-            ksyun_sts::canonical_request(&method, "/", &query, &headers, &signed, body.as_bytes())
+            ksyun::canonical_request(&method, "/", &query, &headers, &signed, body.as_bytes())
                 .unwrap();
         assert_eq!(
             canonical,
@@ -403,17 +404,16 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             "{name}: canonical request"
         );
         let amz_date = &headers["x-amz-date"];
-        let sts = ksyun_sts::string_to_sign(amz_date, &s(e, "credential_scope"), &canonical);
+        let sts = ksyun::string_to_sign(amz_date, &s(e, "credential_scope"), &canonical);
         assert_eq!(sts, s(e, "string_to_sign"), "{name}: string to sign");
-        let key =
-            ksyun_sts::signing_key(&s(i, "secret_key"), &amz_date[..8], &s(i, "region"), "sts");
+        let key = ksyun::signing_key(&s(i, "secret_key"), &amz_date[..8], &s(i, "region"), "sts");
         assert_eq!(
             hex::encode(&key),
             s(e, "signing_key_hex"),
             "{name}: signing key"
         );
         assert_eq!(
-            ksyun_sts::signature(&key, &sts),
+            ksyun::signature(&key, &sts),
             s(e, "signature"),
             "{name}: signature"
         );
@@ -452,11 +452,11 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let canonical =
-        ksyun_sts::canonical_request("POST", "/", "", &headers, signed, body.as_bytes()).unwrap();
+        ksyun::canonical_request("POST", "/", "", &headers, signed, body.as_bytes()).unwrap();
     let scope = format!("{}/{REGION}/sts/aws4_request", &amz_date[..8]);
-    let good = ksyun_sts::signature(
-        &ksyun_sts::signing_key(SK, &amz_date[..8], REGION, "sts"),
-        &ksyun_sts::string_to_sign(&amz_date, &scope, &canonical),
+    let good = ksyun::signature(
+        &ksyun::signing_key(SK, &amz_date[..8], REGION, "sts"),
+        &ksyun::string_to_sign(&amz_date, &scope, &canonical),
     );
     let send = |sig: String| {
         reqwest::Client::new()
@@ -501,8 +501,8 @@ fn no_ksyun_secret_in_trace_logs() {
         let ok = s.sts("alice", Q_PNG).await;
         assert_eq!(ok.status, 200, "{}", ok.text);
         for mode in [
-            Mode::Error("SignatureDoesNotMatch".into(), 403),
-            Mode::Error("Throttling".into(), 400),
+            Mode::Error(403, "SignatureDoesNotMatch".into()),
+            Mode::Error(400, "Throttling".into()),
             Mode::Http500,
             Mode::Malformed,
             Mode::Hang,

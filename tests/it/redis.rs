@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use stsgate::config::Config;
 
-use crate::fakes::lke::Mode;
 use crate::helpers::*;
 use crate::on_both_databases;
+use stsgate_fakes::Mode;
 
 const Q_PDF: &str = "type=1&extension=pdf&isNeedCallback=1&uploadModule=directorytemp";
 

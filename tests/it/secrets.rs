@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::fakes::lke::Mode;
 use crate::helpers::*;
+use stsgate_fakes::Mode;
 
 #[test]
 fn no_secret_in_trace_logs_through_every_failure_mode() {
@@ -46,8 +46,8 @@ fn no_secret_in_trace_logs_through_every_failure_mode() {
         c_nopool.providers.tencent.pool_size = 0;
         let s = Server::start(db.clone(), c_nopool).await;
         for mode in [
-            Mode::Error("AuthFailure.SignatureFailure".into()),
-            Mode::Error("RequestLimitExceeded".into()),
+            Mode::Error(200, "AuthFailure.SignatureFailure".into()),
+            Mode::Error(200, "RequestLimitExceeded".into()),
             Mode::Http500,
             Mode::Malformed,
             Mode::Hang,

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::fakes::upstream::{Mode, Script};
 use crate::helpers::Server;
+use stsgate_fakes::common::Script;
+use stsgate_fakes::Mode;
 
 /// The answer fields of a cloud with a browser form (docs/contract.md §1.3).
 pub fn assert_form_answer_fields(data: &Value, start_time: bool, callback: bool) {

@@ -6,17 +6,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fakes::lke::{self, Mode};
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::{assert_failure_cases, Case};
+use stsgate_fakes::tencent::{self};
+use stsgate_fakes::Mode;
 
 const Q_PDF: &str = "type=1&extension=pdf&isNeedCallback=1&uploadModule=directorytemp";
 
 async fn tencent_server(
     db: Arc<Db>,
     tweak: impl FnOnce(&mut stsgate::config::Config),
-) -> (Server, Arc<lke::FakeLke>) {
+) -> (Server, Arc<tencent::FakeLke>) {
     let (fake, url) = fake_lke().await;
     let mut c = base_config(&db);
     enable_tencent(&mut c, &url);
@@ -262,31 +263,36 @@ async fn failure_modes_map_to_documented_codes() {
     let (s, fake) = tencent_server(db, |c| c.server.request_timeout_ms = 1500).await;
     let cases: Vec<Case<Mode>> = vec![
         (
-            Mode::Error("AuthFailure.SignatureFailure".into()),
+            Mode::Error(200, "AuthFailure.SignatureFailure".into()),
             502,
             50201,
             Some("AuthFailure.SignatureFailure"),
         ),
         (
-            Mode::Error("InvalidParameter".into()),
+            Mode::Error(200, "InvalidParameter".into()),
             502,
             50201,
             Some("InvalidParameter"),
         ),
         (
-            Mode::Error("FailedOperation".into()),
+            Mode::Error(200, "FailedOperation".into()),
             502,
             50201,
             Some("FailedOperation"),
         ),
         (
-            Mode::Error("ResourceNotFound".into()),
+            Mode::Error(200, "ResourceNotFound".into()),
             502,
             50201,
             Some("ResourceNotFound"),
         ),
-        (Mode::Error("RequestLimitExceeded".into()), 503, 50301, None),
-        (Mode::Error("InternalError".into()), 503, 50301, None),
+        (
+            Mode::Error(200, "RequestLimitExceeded".into()),
+            503,
+            50301,
+            None,
+        ),
+        (Mode::Error(200, "InternalError".into()), 503, 50301, None),
         (Mode::Http500, 503, 50301, None),
         (Mode::Malformed, 502, 50201, Some("HTTP 200")),
         (Mode::Hang, 504, 50401, None),
@@ -301,7 +307,7 @@ async fn failure_modes_map_to_documented_codes() {
     // Every request allocates a row that ends `failed`.
     assert_failure_cases(&s, Q_PDF, 1, |m| fake.set_mode(m), cases).await;
     // One transient InternalError is retried and succeeds.
-    fake.set_mode(Mode::ErrorTimes("InternalError".into(), 1));
+    fake.set_mode(Mode::ErrorTimes(200, "InternalError".into(), 1));
     let a = s.sts("alice", Q_PDF).await;
     assert_eq!(a.status, 200, "{}", a.text);
     s.stop().await;
@@ -397,7 +403,7 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
         if i["method"] != "POST" || i["unsigned_payload"] == true || !signed_default {
             continue;
         }
-        let sig = lke::expected_signature(
+        let sig = tencent::expected_signature(
             i["secret_key"].as_str().unwrap(),
             i["host"].as_str().unwrap(),
             i["content_type"].as_str().unwrap(),
@@ -439,7 +445,8 @@ async fn fake_verifier_matches_vectors_and_rejects_one_altered_byte() {
             .send()
     };
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-    let good = lke::expected_signature(TC_SECRET_KEY, &host, "application/json", body, ts, "lke");
+    let good =
+        tencent::expected_signature(TC_SECRET_KEY, &host, "application/json", body, ts, "lke");
     let ok: Value = send(good.clone()).await.unwrap().json().await.unwrap();
     assert!(ok["Response"]["Credentials"].is_object(), "{ok}");
     let mut bad = good.into_bytes();

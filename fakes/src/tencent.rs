@@ -5,8 +5,6 @@
 //! body, answers in LKE's envelope (`Response{...}` or `Response.Error{Code,Message}`,
 //! always HTTP 200 like LKE), records each call's time, and can be told to fail.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,30 +18,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::upstream::{self, hmac_sha256, now_unix};
-
-/// How the fake answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// Fresh single-use upload credentials.
-    Ok,
-    /// `Response.Error` with this code (HTTP 200).
-    Error(String),
-    /// The first `n` calls answer `Response.Error` with the code, then `Ok`.
-    ErrorTimes(String, u32),
-    /// HTTP 500 with a non-JSON body.
-    Http500,
-    /// HTTP 200 with malformed JSON.
-    Malformed,
-    /// Never answers (until the client gives up).
-    Hang,
-    /// Credentials living only this many seconds.
-    ShortLived(i64),
-    /// Download-only credentials (no UploadPath).
-    NoUploadPath,
-    /// Answer normally after this many milliseconds.
-    Delay(u64),
-}
+use crate::common::Mode;
+use crate::common::{self, hmac_sha256, now_unix};
 
 /// One issued credential, for assertions (e.g. that no secret reached a log).
 #[derive(Debug, Clone)]
@@ -132,7 +108,7 @@ impl FakeLke {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        upstream::serve(
+        common::serve(
             addr,
             Router::new()
                 .route("/", post(handle))
@@ -269,22 +245,9 @@ async fn handle(State(fake): State<Arc<FakeLke>>, headers: HeaderMap, body: Byte
     {
         return error("InvalidParameter", "BotBizId, FileType, IsPublic, TypeKey");
     }
-    let mode = {
-        let mut m = fake.mode.lock().unwrap();
-        let current = m.clone();
-        if let Mode::ErrorTimes(code, n) = &current {
-            *m = if *n <= 1 {
-                Mode::Ok
-            } else {
-                Mode::ErrorTimes(code.clone(), n - 1)
-            };
-            Mode::Error(code.clone())
-        } else {
-            current
-        }
-    };
+    let mode = Mode::next(&fake.mode);
     match mode {
-        Mode::Error(code) => return error(&code, "fake failure"),
+        Mode::Error(_, code) | Mode::AltError(_, code) => return error(&code, "fake failure"),
         Mode::Http500 => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,

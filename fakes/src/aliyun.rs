@@ -10,8 +10,6 @@
 //! private key (a TEST key, from the vector set's `gen/testdata/`) signs callbacks here with
 //! this file's own RSA-MD5 code.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +25,8 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-use super::upstream::{self, now_unix, rfc3986, utc};
+use crate::common::Mode;
+use crate::common::{self, now_unix, rfc3986, utc};
 
 /// The TEST-ONLY key pair standing in for OSS's callback key (the private half of the
 /// vectors' `public_key_pem`).
@@ -60,27 +59,6 @@ jfLbhT6HWycXxNNqtwIDAQAB
 
 /// The path the key server serves the key at.
 pub const KEY_PATH: &str = "/callback_pub_key_v1.pem";
-
-/// How the STS fake answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// Fresh temporary credentials.
-    Ok,
-    /// An error envelope with this code and HTTP status.
-    Error(String, u16),
-    /// The first `n` calls answer the error, then `Ok`.
-    ErrorTimes(String, u16, u32),
-    /// HTTP 500 with a non-JSON body.
-    Http500,
-    /// HTTP 200 with malformed JSON.
-    Malformed,
-    /// Never answers (until the client gives up).
-    Hang,
-    /// Credentials living only this many seconds.
-    ShortLived(i64),
-    /// Answer normally after this many milliseconds.
-    Delay(u64),
-}
 
 /// One issued credential, for assertions.
 #[derive(Debug, Clone)]
@@ -157,7 +135,7 @@ impl FakeAliyunSts {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        upstream::serve(
+        common::serve(
             addr,
             Router::new()
                 .route("/", any(handle))
@@ -394,22 +372,11 @@ async fn handle(
     recorded.remove("Signature");
     fake.accepted.lock().unwrap().push(recorded);
 
-    let mode = {
-        let mut m = fake.mode.lock().unwrap();
-        let current = m.clone();
-        if let Mode::ErrorTimes(code, status, n) = &current {
-            *m = if *n <= 1 {
-                Mode::Ok
-            } else {
-                Mode::ErrorTimes(code.clone(), *status, n - 1)
-            };
-            Mode::Error(code.clone(), *status)
-        } else {
-            current
-        }
-    };
+    let mode = Mode::next(&fake.mode);
     match mode {
-        Mode::Error(code, status) => return error(status, &code, "fake failure"),
+        Mode::Error(status, code) | Mode::AltError(status, code) => {
+            return error(status, &code, "fake failure")
+        }
         Mode::Http500 => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -509,7 +476,7 @@ impl KeyServer {
 
     /// Serves on `addr`; returns the base URL (no trailing `/`).
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        upstream::serve(
+        common::serve(
             addr,
             Router::new().fallback(serve_key).with_state(self.clone()),
         )

@@ -2,8 +2,6 @@
 //! answered), the call log, serving on 127.0.0.1, and checking a browser-POST policy's
 //! conditions against the form fields (each fake checks its own signature).
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -22,7 +20,8 @@ use sha2::Sha256;
 pub enum Mode {
     /// Fresh credentials.
     Ok,
-    /// The cloud's main error envelope with this HTTP status and code.
+    /// The cloud's main error envelope with this HTTP status and code (LKE answers every
+    /// error with HTTP 200, as the real service does, whatever the status here).
     Error(u16, String),
     /// The cloud's other documented error envelope (Huawei: Keystone `error{code,title}`).
     AltError(u16, String),
@@ -38,6 +37,29 @@ pub enum Mode {
     ShortLived(i64),
     /// Answer normally after this many milliseconds.
     Delay(u64),
+    /// AWS: an `Expiration` with fractional seconds (other fakes answer as `Ok`).
+    FractionalExpiration,
+    /// Tencent LKE: download-only credentials with no `UploadPath` (other fakes answer as `Ok`).
+    NoUploadPath,
+}
+
+impl Mode {
+    /// The mode for this call, counting `ErrorTimes` down in `slot`: `ErrorTimes(status,
+    /// code, n)` answers `Error(status, code)` and leaves `n - 1` calls (then `Ok`).
+    pub fn next(slot: &Mutex<Mode>) -> Mode {
+        let mut m = slot.lock().unwrap();
+        let current = m.clone();
+        if let Mode::ErrorTimes(status, code, n) = current {
+            *m = if n <= 1 {
+                Mode::Ok
+            } else {
+                Mode::ErrorTimes(status, code.clone(), n - 1)
+            };
+            Mode::Error(status, code)
+        } else {
+            current
+        }
+    }
 }
 
 /// The failure script, call log and issued credentials (`T`) of one fake.
@@ -130,20 +152,9 @@ impl<T: Clone> Script<T> {
 
     /// Decides the next step (counting `ErrorTimes` down); sleeps for `Delay` and `Hang`.
     pub async fn step(&self) -> Step {
-        let mode = {
-            let mut m = self.mode.lock().unwrap();
-            let current = m.clone();
-            if let Mode::ErrorTimes(status, code, n) = &current {
-                *m = if *n <= 1 {
-                    Mode::Ok
-                } else {
-                    Mode::ErrorTimes(*status, code.clone(), n - 1)
-                };
-            }
-            current
-        };
+        let mode = Mode::next(&self.mode);
         match mode {
-            Mode::Ok => Step::Issue(None),
+            Mode::Ok | Mode::FractionalExpiration | Mode::NoUploadPath => Step::Issue(None),
             Mode::ShortLived(ttl) => Step::Issue(Some(ttl)),
             Mode::Error(status, code) | Mode::ErrorTimes(status, code, _) => Step::Refuse {
                 alt: false,

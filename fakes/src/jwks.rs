@@ -2,8 +2,6 @@
 //! (503) or made to hang, counting every fetch; plus signing with the test keys in
 //! `tests/fixtures` (RSA for RS256, P-256 for ES256).
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,7 +48,7 @@ impl FakeJwks {
         let app = Router::new()
             .route("/.well-known/jwks.json", get(handle))
             .with_state(self.clone());
-        let base = super::upstream::serve("127.0.0.1:0", app).await;
+        let base = crate::common::serve("127.0.0.1:0", app).await;
         format!("{base}/.well-known/jwks.json")
     }
 
@@ -87,11 +85,11 @@ async fn handle(State(fake): State<Arc<FakeJwks>>) -> Response {
 }
 
 fn rsa_key() -> EncodingKey {
-    EncodingKey::from_rsa_pem(include_bytes!("../../fixtures/jwt_rsa_private.pem")).unwrap()
+    EncodingKey::from_rsa_pem(include_bytes!("../../tests/fixtures/jwt_rsa_private.pem")).unwrap()
 }
 
 fn ec_key() -> EncodingKey {
-    EncodingKey::from_ec_pem(include_bytes!("../../fixtures/jwt_ec_private.pem")).unwrap()
+    EncodingKey::from_ec_pem(include_bytes!("../../tests/fixtures/jwt_ec_private.pem")).unwrap()
 }
 
 fn public_jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {

@@ -7,8 +7,6 @@
 //! `{"error":{"code","title","message"}}`), and can fail or hang on request. It also checks
 //! an OBS browser POST form the way OBS would (signature with the temporary secret, policy).
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -21,7 +19,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::upstream::{self, rfc3986, unescape, FormRules, Script, Step};
+use crate::common::{self, rfc3986, unescape, FormRules, Script, Step};
 
 /// The path IAM serves.
 pub const PATH: &str = "/v3.0/OS-CREDENTIAL/securitytokens";
@@ -64,7 +62,7 @@ impl FakeIam {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        upstream::serve_one(addr, PATH, post(handle), self.clone()).await
+        common::serve_one(addr, PATH, post(handle), self.clone()).await
     }
 
     /// Checks an OBS browser POST form as OBS would: `signature` is
@@ -76,7 +74,7 @@ impl FakeIam {
         fields: &[(String, String)],
         file_size: u64,
     ) -> Result<(), String> {
-        upstream::check_form(&OBS_FORM, fields, file_size, bucket, |ak| {
+        common::check_form(&OBS_FORM, fields, file_size, bucket, |ak| {
             let issued = self.script.issued().into_iter().find(|c| c.access == ak)?;
             Some((issued.secret, issued.token))
         })
@@ -201,7 +199,7 @@ fn verify(
         time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"),
     )
     .map_err(|_| "Incorrect IAM authentication information: x-sdk-date is invalid")?;
-    if (upstream::now_unix() - date.assume_utc().unix_timestamp()).abs() > 900 {
+    if (common::now_unix() - date.assume_utc().unix_timestamp()).abs() > 900 {
         return Err(
             "Incorrect IAM authentication information: calc ak sk signature fail:signature expired",
         );
@@ -334,7 +332,7 @@ async fn handle(
         .to_uppercase(),
         secret: format!("fakeTmpSecret{n}{}", uuid::Uuid::new_v4().simple()),
         token: format!("gQpjbi1ub3J0aC00FAKE{n}{}==", uuid::Uuid::new_v4().simple()),
-        expires_at: upstream::utc(upstream::now_unix() + ttl, ".123000Z"),
+        expires_at: common::utc(common::now_unix() + ttl, ".123000Z"),
         duration_seconds: duration,
         policy,
     };

@@ -12,7 +12,8 @@
 //! every field is covered by one), the policy's expiry, and the recorded session policy, then
 //! stores the object.
 
-#![allow(dead_code)]
+pub mod policy;
+pub mod sigv4;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,30 +29,11 @@ use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::upstream::{self, hmac_sha256, now_unix, utc};
-
-/// How STS answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// Fresh credentials.
-    Ok,
-    /// `ErrorResponse` with this HTTP status and code.
-    Error(u16, String),
-    /// The first `n` calls answer `ErrorResponse` (status, code), then `Ok`.
-    ErrorTimes(u16, String, u32),
-    /// HTTP 500 with an HTML body.
-    Http500,
-    /// HTTP 200 with truncated XML.
-    Malformed,
-    /// Never answers (until the client gives up).
-    Hang,
-    /// Credentials living only this many seconds.
-    ShortLived(i64),
-    /// Answer normally after this many milliseconds.
-    Delay(u64),
-    /// `Expiration` with fractional seconds (`.987Z`).
-    FractionalExpiration,
-}
+use self::policy::{check_policy, session_policy_allows};
+use self::sigv4::{amz_date_unix, canonical_request, post_signature, signature, string_to_sign};
+use crate::common::Mode;
+use crate::common::{self, now_unix, utc};
+use crate::multipart::parse_multipart;
 
 /// One `AssumeRole` call that passed authentication.
 #[derive(Debug, Clone)]
@@ -174,7 +156,7 @@ impl FakeSts {
             .route("/{bucket}", post(s3_post))
             .route("/{bucket}/", post(s3_post))
             .with_state(self.clone());
-        upstream::serve("127.0.0.1:0", app).await
+        common::serve("127.0.0.1:0", app).await
     }
 }
 
@@ -213,74 +195,6 @@ fn s3_error(fake: &FakeSts, status: u16, code: &str, message: &str) -> Response 
         body,
     )
         .into_response()
-}
-
-// ---- the fake's own SigV4 (independent of aws-sigv4 and stsgate's sign.rs) ----
-
-/// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")`.
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
-    let k = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k = hmac_sha256(&k, region.as_bytes());
-    let k = hmac_sha256(&k, service.as_bytes());
-    hmac_sha256(&k, b"aws4_request")
-}
-
-/// Header value as SigV4 canonicalises it: trimmed, inner whitespace runs folded to one space.
-fn canonical_value(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The canonical request of a query-protocol POST to `/`: no query, `headers` already
-/// lower-case and in the order of `signed_headers`.
-pub fn canonical_request(
-    method: &str,
-    path: &str,
-    headers: &[(String, String)],
-    signed_headers: &str,
-    body: &[u8],
-) -> String {
-    let mut block = String::new();
-    for (n, v) in headers {
-        block.push_str(n);
-        block.push(':');
-        block.push_str(&canonical_value(v));
-        block.push('\n');
-    }
-    format!(
-        "{method}\n{path}\n\n{block}\n{signed_headers}\n{}",
-        hex::encode(Sha256::digest(body))
-    )
-}
-
-/// `AWS4-HMAC-SHA256\n{amz_date}\n{scope}\nhex(SHA256(canonical))`.
-pub fn string_to_sign(amz_date: &str, scope: &str, canonical: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
-    )
-}
-
-/// `hex(HMAC(kSigning, string_to_sign))`.
-pub fn signature(secret: &str, date: &str, region: &str, service: &str, sts: &str) -> String {
-    hex::encode(hmac_sha256(
-        &signing_key(secret, date, region, service),
-        sts.as_bytes(),
-    ))
-}
-
-/// The S3 POST signature: `hex(HMAC(kSigning(secret, date, region, "s3"), policy_b64))`.
-pub fn post_signature(secret: &str, date: &str, region: &str, policy_b64: &str) -> String {
-    hex::encode(hmac_sha256(
-        &signing_key(secret, date, region, "s3"),
-        policy_b64.as_bytes(),
-    ))
-}
-
-fn amz_date_unix(d: &str) -> Option<i64> {
-    let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::PrimitiveDateTime::parse(d, &f)
-        .ok()
-        .map(|t| t.assume_utc().unix_timestamp())
 }
 
 /// Checks an STS request's SigV4 `Authorization`; `Err` is (status, STS error code).
@@ -421,22 +335,11 @@ async fn sts(State(fake): State<Arc<FakeSts>>, headers: HeaderMap, body: Bytes) 
         policy: policy.clone(),
         region,
     });
-    let mode = {
-        let mut m = fake.mode.lock().unwrap();
-        let current = m.clone();
-        if let Mode::ErrorTimes(status, code, n) = &current {
-            *m = if *n <= 1 {
-                Mode::Ok
-            } else {
-                Mode::ErrorTimes(*status, code.clone(), n - 1)
-            };
-            Mode::Error(*status, code.clone())
-        } else {
-            current
-        }
-    };
+    let mode = Mode::next(&fake.mode);
     match &mode {
-        Mode::Error(status, code) => return sts_error(*status, code, "fake failure"),
+        Mode::Error(status, code) | Mode::AltError(status, code) => {
+            return sts_error(*status, code, "fake failure")
+        }
         Mode::Http500 => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -489,250 +392,6 @@ async fn sts(State(fake): State<Arc<FakeSts>>, headers: HeaderMap, body: Bytes) 
         expiration_text
     );
     (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
-}
-
-// ---- S3 browser POST ----
-
-/// One multipart part.
-#[derive(Debug, Clone)]
-pub struct Part {
-    pub name: String,
-    pub filename: Option<String>,
-    pub content_type: Option<String>,
-    pub data: Vec<u8>,
-}
-
-const BOUNDARY: &str = "----stsgateFakeBrowserBoundary7MA4YWxkTrZu0gW";
-
-/// A `multipart/form-data` body as a browser sends it: `fields` in order, then `file`.
-/// Returns (Content-Type header, body).
-pub fn multipart_body(
-    fields: &[(String, String)],
-    filename: &str,
-    file_type: &str,
-    data: &[u8],
-) -> (String, Vec<u8>) {
-    let mut b = Vec::new();
-    for (k, v) in fields {
-        b.extend_from_slice(
-            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    b.extend_from_slice(
-        format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {file_type}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    b.extend_from_slice(data);
-    b.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={BOUNDARY}"), b)
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    (from..=hay.len() - needle.len()).find(|&i| &hay[i..i + needle.len()] == needle)
-}
-
-fn disposition_param(line: &str, name: &str) -> Option<String> {
-    let pat = format!("{name}=\"");
-    let start = line.find(&pat)? + pat.len();
-    let end = line[start..].find('"')? + start;
-    Some(line[start..end].to_string())
-}
-
-/// Parses a `multipart/form-data` body; `None` when it is malformed.
-pub fn parse_multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
-    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
-    let delim = format!("--{boundary}");
-    let mut parts = Vec::new();
-    let mut pos = find(body, delim.as_bytes(), 0)? + delim.len();
-    loop {
-        if body.get(pos..pos + 2)? == b"--" {
-            return Some(parts);
-        }
-        pos += 2; // CRLF after the delimiter
-        let head_end = find(body, b"\r\n\r\n", pos)?;
-        let head = std::str::from_utf8(&body[pos..head_end]).ok()?;
-        let data_start = head_end + 4;
-        let next = find(body, format!("\r\n{delim}").as_bytes(), data_start)?;
-        let mut name = None;
-        let mut filename = None;
-        let mut ctype = None;
-        for line in head.split("\r\n") {
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("content-disposition:") {
-                name = disposition_param(line, "name");
-                filename = disposition_param(line, "filename");
-            } else if let Some(v) = lower.strip_prefix("content-type:") {
-                ctype = Some(v.trim().to_string());
-            }
-        }
-        parts.push(Part {
-            name: name?,
-            filename,
-            content_type: ctype,
-            data: body[data_start..next].to_vec(),
-        });
-        pos = next + 2 + delim.len();
-    }
-}
-
-/// Why a form was refused: (HTTP status, S3 code, message).
-pub type Refusal = (u16, &'static str, String);
-
-fn deny(msg: impl Into<String>) -> Refusal {
-    (
-        403,
-        "AccessDenied",
-        format!("Invalid according to Policy: {}", msg.into()),
-    )
-}
-
-/// Checks a decoded POST policy against the submitted fields (names as sent; `key` with
-/// `${filename}` already substituted), the bucket, the file size and the time, as S3 does:
-/// the policy has not expired, every condition holds, and every field except `file`,
-/// `policy`, `x-amz-signature` and `x-ignore-*` is covered by a condition.
-pub fn check_policy(
-    policy: &Value,
-    fields: &[(String, String)],
-    bucket: &str,
-    size: u64,
-    now: i64,
-) -> Result<(), Refusal> {
-    let exp = policy["expiration"]
-        .as_str()
-        .ok_or_else(|| deny("Policy has no expiration"))?;
-    let exp = time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| deny("Policy expiration is malformed"))?;
-    if exp.unix_timestamp() <= now {
-        return Err(deny("Policy expired."));
-    }
-    let field = |name: &str| -> Option<String> {
-        if name == "bucket" {
-            return Some(bucket.to_string());
-        }
-        fields
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let mut covered: Vec<String> = Vec::new();
-    let conditions = policy["conditions"]
-        .as_array()
-        .ok_or_else(|| deny("Policy has no conditions"))?;
-    for c in conditions {
-        match c {
-            Value::Object(o) if o.len() == 1 => {
-                let (k, v) = o.iter().next().unwrap();
-                let want = v.as_str().ok_or_else(|| deny("condition value"))?;
-                if field(k).as_deref() != Some(want) {
-                    return Err(deny(format!(
-                        "Policy Condition failed: [\"eq\", \"${k}\", \"{want}\"]"
-                    )));
-                }
-                covered.push(k.to_ascii_lowercase());
-            }
-            Value::Array(a) if a.len() == 3 => {
-                let op = a[0].as_str().unwrap_or("");
-                match op {
-                    "content-length-range" => {
-                        let (min, max) = (a[1].as_u64().unwrap_or(0), a[2].as_u64().unwrap_or(0));
-                        if size > max {
-                            return Err((
-                                400,
-                                "EntityTooLarge",
-                                "Your proposed upload exceeds the maximum allowed size".into(),
-                            ));
-                        }
-                        if size < min {
-                            return Err((
-                                400,
-                                "EntityTooSmall",
-                                "Your proposed upload is smaller than the minimum allowed size"
-                                    .into(),
-                            ));
-                        }
-                    }
-                    "eq" | "starts-with" => {
-                        let name = a[1].as_str().unwrap_or("").trim_start_matches('$');
-                        let want = a[2].as_str().unwrap_or("");
-                        let got = field(name).unwrap_or_default();
-                        let ok = if op == "eq" {
-                            got == want
-                        } else {
-                            got.starts_with(want)
-                        };
-                        // A starts-with "" condition on an absent field is satisfied.
-                        if !ok || (op == "eq" && field(name).is_none()) {
-                            return Err(deny(format!(
-                                "Policy Condition failed: [\"{op}\", \"${name}\", \"{want}\"]"
-                            )));
-                        }
-                        covered.push(name.to_ascii_lowercase());
-                    }
-                    _ => return Err(deny("unknown condition")),
-                }
-            }
-            _ => return Err(deny("malformed condition")),
-        }
-    }
-    let extra: Vec<&str> = fields
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .filter(|k| {
-            let l = k.to_ascii_lowercase();
-            !(l == "file"
-                || l == "policy"
-                || l == "x-amz-signature"
-                || l.starts_with("x-ignore-")
-                || covered.contains(&l))
-        })
-        .collect();
-    if !extra.is_empty() {
-        return Err(deny(format!("Extra input fields: {}", extra.join(", "))));
-    }
-    Ok(())
-}
-
-/// Whether an IAM resource pattern (`*` and `?` wildcards) matches `arn`.
-pub fn arn_matches(pattern: &str, arn: &str) -> bool {
-    fn m(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && m(p, &s[1..])),
-            (Some(b'?'), Some(_)) => m(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    m(pattern.as_bytes(), arn.as_bytes())
-}
-
-/// Whether a session policy allows `action` on `arn` (Allow statements only; stsgate's
-/// policies have no Deny).
-pub fn session_policy_allows(policy: &str, action: &str, arn: &str) -> bool {
-    let Ok(p) = serde_json::from_str::<Value>(policy) else {
-        return false;
-    };
-    let list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-            _ => vec![],
-        }
-    };
-    p["Statement"].as_array().into_iter().flatten().any(|st| {
-        st["Effect"] == "Allow"
-            && list(&st["Action"]).iter().any(|a| arn_matches(a, action))
-            && list(&st["Resource"]).iter().any(|r| arn_matches(r, arn))
-    })
 }
 
 async fn s3_post(

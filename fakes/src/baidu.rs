@@ -6,8 +6,6 @@
 //! (`{"accessKeyId",...}`; errors as the BCE envelope `{"requestId","code","message"}`), and
 //! can fail or hang on request. It also checks a BOS PostObject form the way BOS would.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -17,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{json, Value};
 
-use super::upstream::{self, rfc3986, unescape, FormRules, Script, Step};
+use crate::common::{self, rfc3986, unescape, FormRules, Script, Step};
 
 /// The path STS serves.
 pub const PATH: &str = "/v1/sessionToken";
@@ -58,7 +56,7 @@ impl FakeSts {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        upstream::serve_one(addr, PATH, post(handle), self.clone()).await
+        common::serve_one(addr, PATH, post(handle), self.clone()).await
     }
 
     /// Checks a BOS PostObject form as BOS would: `signature` is
@@ -70,7 +68,7 @@ impl FakeSts {
         fields: &[(String, String)],
         file_size: u64,
     ) -> Result<(), String> {
-        upstream::check_form(&BOS_FORM, fields, file_size, bucket, |ak| {
+        common::check_form(&BOS_FORM, fields, file_size, bucket, |ak| {
             let issued = self
                 .script
                 .issued()
@@ -93,7 +91,7 @@ const BOS_FORM: FormRules = FormRules {
 // ---- the fake's own bce-auth-v1 (independent of stsgate's sign.rs) ----
 
 fn hmac_hex(key: &[u8], msg: &str) -> String {
-    hex::encode(upstream::hmac_sha256(key, msg))
+    hex::encode(common::hmac_sha256(key, msg))
 }
 
 /// The signature BCE expects: `prefix` is `bce-auth-v1/{ak}/{timestamp}/{expiration}`,
@@ -175,7 +173,7 @@ fn verify(
     let valid_for: i64 = expiration
         .parse()
         .map_err(|_| (400, "InvalidHTTPAuthHeader"))?;
-    let now = upstream::now_unix();
+    let now = common::now_unix();
     if now > ts + valid_for || ts > now + 300 {
         return Err((400, "RequestExpired"));
     }
@@ -278,13 +276,13 @@ async fn handle(
         Step::Issue(ttl) => ttl.unwrap_or(duration as i64),
     };
     let n = fake.script.serial();
-    let now = upstream::now_unix();
+    let now = common::now_unix();
     let cred = IssuedToken {
         access_key_id: format!("{}{n:04}", &uuid::Uuid::new_v4().simple().to_string()[..28]),
         secret_access_key: format!("fakeBceTmpSecret{n}{}", uuid::Uuid::new_v4().simple()),
         session_token: format!("ZjkyZmQFAKE{n}{}", uuid::Uuid::new_v4().simple()),
-        create_time: upstream::utc(now, "Z"),
-        expiration: upstream::utc(now + ttl, "Z"),
+        create_time: common::utc(now, "Z"),
+        expiration: common::utc(now + ttl, "Z"),
         duration_seconds: duration,
         acl,
     };

@@ -9,8 +9,6 @@
 //! "Type"}}` on failure (the envelope the official Python SDK reads). It records each
 //! call and can be told to fail, hang or answer slowly.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,28 +24,8 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::upstream::{self, hmac_sha256, now_unix, utc};
-
-/// How the fake answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// Fresh credentials living `DurationSeconds`.
-    Ok,
-    /// The `Error` envelope with this code and HTTP status.
-    Error(String, u16),
-    /// The first `n` calls answer `Error` (code, status), then `Ok`.
-    ErrorTimes(String, u16, u32),
-    /// HTTP 500 with a non-JSON body.
-    Http500,
-    /// HTTP 200 with malformed JSON.
-    Malformed,
-    /// Never answers (until the client gives up).
-    Hang,
-    /// Credentials living only this many seconds.
-    ShortLived(i64),
-    /// Answer normally after this many milliseconds.
-    Delay(u64),
-}
+use crate::common::Mode;
+use crate::common::{self, hmac_sha256, now_unix, utc};
 
 /// One issued credential, for assertions.
 #[derive(Debug, Clone)]
@@ -135,7 +113,7 @@ impl FakeKsyunSts {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        upstream::serve(
+        common::serve(
             addr,
             Router::new()
                 .route("/", get(handle).post(handle))
@@ -422,22 +400,11 @@ async fn handle(
             );
         }
     }
-    let mode = {
-        let mut m = fake.mode.lock().unwrap();
-        let current = m.clone();
-        if let Mode::ErrorTimes(code, status, n) = &current {
-            *m = if *n <= 1 {
-                Mode::Ok
-            } else {
-                Mode::ErrorTimes(code.clone(), *status, n - 1)
-            };
-            Mode::Error(code.clone(), *status)
-        } else {
-            current
-        }
-    };
+    let mode = Mode::next(&fake.mode);
     match mode {
-        Mode::Error(code, status) => return error(status, &code, "fake failure"),
+        Mode::Error(status, code) | Mode::AltError(status, code) => {
+            return error(status, &code, "fake failure")
+        }
         Mode::Http500 => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
