@@ -1,6 +1,6 @@
 //! The shared upstream driver: one reqwest client per provider (rustls, timeouts from
 //! config), and [`Upstream::call`], which spends budget per send and retries retryable
-//! failures with exponential backoff and full jitter inside the request's deadline.
+//! failures with exponential backoff and equal jitter inside the request's deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use super::ProviderError;
 use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 
-/// First backoff; doubles per retry up to [`MAX_BACKOFF`], with full jitter.
+/// First backoff; doubles per retry up to [`MAX_BACKOFF`], with equal jitter (see [`backoff`]).
 pub const BASE_BACKOFF: Duration = Duration::from_millis(50);
 /// Largest backoff.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(1000);
