@@ -6,30 +6,32 @@
 //! the OSS `callback`/`callbackVar` values. OSS callbacks are verified by RSA-MD5 with the
 //! public key fetched from an allowed URL and cached by URL.
 
-pub mod api;
 pub mod callback;
 pub mod config;
+pub mod form;
 pub mod sign;
+pub mod sts;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rsa::RsaPublicKey;
-use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
-use self::api::{AssumeRole, PostFormInput, StsCredentials};
 use self::callback::{CallbackError, CallbackParam};
 use self::config::AliyunConfig;
+use self::form::PostFormInput;
+use self::sts::AssumeRole;
 use super::http::{send, Upstream};
+use super::registry::{Cloud, Context, ProvidersConfig};
 use super::{
-    CallbackInput, CallbackOverride, CredentialProvider, IssueRequest, Issued, ProviderError,
+    CallbackInput, CallbackOverride, CallbackRefused, CloudType, CredentialProvider, IssueRequest,
+    Issued, ProviderError, TempCredentials,
 };
 use crate::clock::{rfc3339, Clock};
-use crate::cluster::Cluster;
+use crate::config::ConfigError;
 use crate::metrics::Metrics;
-use crate::providers::CloudType;
 
 /// Longest wait for a callback public key (OSS gives the whole callback about 5 s).
 pub const KEY_FETCH_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -55,64 +57,19 @@ struct Inner {
     metrics: Metrics,
 }
 
-impl AliyunProvider {
-    /// Builds the provider from its (enabled) section; `default_duration_secs` is
-    /// `upload.duration_secs`, used when the section sets none.
-    pub fn new_legacy(
-        cfg: AliyunConfig,
-        default_duration_secs: u64,
-        clock: Arc<dyn Clock>,
-        metrics: Metrics,
-        cluster: Option<&Cluster>,
-    ) -> Result<Self, String> {
-        let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
-            .map_err(|_| "providers.aliyun.sts_endpoint is not a URL".to_string())?;
-        let endpoint = api::oss_endpoint(&cfg.oss_endpoint, &cfg.region);
-        let bucket_url = api::bucket_url(&endpoint, &cfg.bucket);
-        let duration_secs = cfg
-            .duration_secs
-            .unwrap_or(default_duration_secs)
-            .clamp(*api::DURATION_RANGE.start(), *api::DURATION_RANGE.end());
-        let upstream = Upstream::new(
-            "aliyun",
-            cfg.rate_limit_per_sec,
-            cfg.connect_timeout_ms,
-            cfg.timeout_ms,
-            metrics.clone(),
-            cluster,
-        );
-        Ok(AliyunProvider {
-            inner: Arc::new(Inner {
-                sts_url,
-                endpoint,
-                bucket_url,
-                duration_secs,
-                upstream,
-                keys: moka::future::Cache::builder()
-                    .max_capacity(64)
-                    .time_to_live(KEY_CACHE_TTL)
-                    .build(),
-                key_timeout: KEY_FETCH_TIMEOUT.min(Duration::from_millis(cfg.timeout_ms)),
-                clock,
-                metrics,
-                cfg,
-            }),
-        })
-    }
-}
-
 impl Inner {
     /// One signed `AssumeRole` call (one send, no retry).
     async fn assume_role_once(
         &self,
         call: &AssumeRole,
         timeout: Duration,
-    ) -> Result<StsCredentials, ProviderError> {
+    ) -> Result<TempCredentials, ProviderError> {
         let nonce = uuid::Uuid::new_v4().to_string();
         let timestamp = rfc3339(self.clock.now_unix());
         let owned = call.params(self.cfg.access_key_id.expose(), &nonce, &timestamp);
         let params: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let query = sign::rpc_sign("POST", self.cfg.access_key_secret.expose(), &params);
+        let secret = self.cfg.access_key_secret.expose();
+        let query = sign::rpc_sign("POST", secret, &params);
         let mut url = self.sts_url.clone();
         url.set_query(Some(&query));
         let req = self
@@ -122,7 +79,7 @@ impl Inner {
             .timeout(timeout)
             .header("Accept", "application/json");
         let (status, body) = send(req).await?;
-        api::parse_assume_role(status, &body)
+        sts::parse(status, &body, &[self.cfg.access_key_id.expose(), secret])
     }
 
     /// The public key at `url` (already checked against the prefixes), from the cache or
@@ -201,25 +158,47 @@ impl Inner {
     }
 }
 
-impl crate::providers::registry::Cloud for AliyunProvider {
+impl Cloud for AliyunProvider {
     const TYPE: CloudType = CloudType::Aliyun;
     type Config = AliyunConfig;
-    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &AliyunConfig {
+
+    fn section(providers: &ProvidersConfig) -> &AliyunConfig {
         &providers.aliyun
     }
-    fn new(
-        cfg: AliyunConfig,
-        ctx: &crate::providers::registry::Context<'_>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Self::new_legacy(
-            cfg,
-            ctx.config.upload.duration_secs,
-            ctx.clock.clone(),
-            ctx.metrics.clone(),
-            ctx.cluster,
-        )
-        .map_err(crate::config::ConfigError)
+
+    /// The form posts to the bucket's virtual host at the OSS endpoint
+    /// ([`form::bucket_url`]), whatever the endpoint's host.
+    fn new(cfg: AliyunConfig, ctx: &Context<'_>) -> Result<Self, ConfigError> {
+        let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
+            .map_err(|_| ConfigError("providers.aliyun.sts_endpoint is not a URL".into()))?;
+        let endpoint = sts::oss_endpoint(&cfg.oss_endpoint, &cfg.region);
+        let bucket_url = form::bucket_url(&endpoint, &cfg.bucket);
+        let duration_secs = ctx.duration_secs(cfg.duration_secs, sts::DURATION_RANGE);
+        let upstream = ctx.upstream(
+            "aliyun",
+            cfg.rate_limit_per_sec,
+            cfg.connect_timeout_ms,
+            cfg.timeout_ms,
+        );
+        Ok(AliyunProvider {
+            inner: Arc::new(Inner {
+                sts_url,
+                endpoint,
+                bucket_url,
+                duration_secs,
+                upstream,
+                keys: moka::future::Cache::builder()
+                    .max_capacity(64)
+                    .time_to_live(KEY_CACHE_TTL)
+                    .build(),
+                key_timeout: KEY_FETCH_TIMEOUT.min(Duration::from_millis(cfg.timeout_ms)),
+                clock: ctx.clock.clone(),
+                metrics: ctx.metrics.clone(),
+                cfg,
+            }),
+        })
     }
+
     fn claims_callback(headers: &axum::http::HeaderMap) -> bool {
         headers.contains_key("x-oss-pub-key-url")
     }
@@ -228,18 +207,18 @@ impl crate::providers::registry::Cloud for AliyunProvider {
 #[async_trait]
 impl CredentialProvider for AliyunProvider {
     fn cloud_type(&self) -> CloudType {
-        CloudType::Aliyun
+        Self::TYPE
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
         let key = req.planned_key.as_str();
-        let policy = api::session_policy(&cfg.bucket, key, req.is_dir);
-        api::check_policy_length(&policy)?;
+        let policy = sts::session_policy(&cfg.bucket, key, req.is_dir);
+        sts::check_policy_length(&policy)?;
         let call = AssumeRole {
             role_arn: cfg.role_arn.clone(),
-            role_session_name: api::role_session_name(&req.sub),
+            role_session_name: sts::role_session_name(&req.sub),
             duration_secs: inner.duration_secs,
             policy,
         };
@@ -261,7 +240,7 @@ impl CredentialProvider for AliyunProvider {
             }
             None => (None, Vec::new(), None),
         };
-        let form = api::post_form(&PostFormInput {
+        let form = form::post_form(&PostFormInput {
             url: inner.bucket_url.clone(),
             bucket: &cfg.bucket,
             key,
@@ -271,29 +250,15 @@ impl CredentialProvider for AliyunProvider {
             callback: callback_b64.as_deref().map(|cb| (cb, vars.as_slice())),
         });
         Ok(Issued {
-            access_key_id: creds.access_key_id.clone(),
-            secret_access_key: SecretString::from(
-                creds.access_key_secret.expose_secret().to_string(),
-            ),
-            security_token: SecretString::from(creds.security_token.expose_secret().to_string()),
-            bucket: cfg.bucket.clone(),
-            endpoint: inner.endpoint.clone(),
-            region: cfg.region.clone(),
-            relative_path: key.to_string(),
-            expiration: creds.expiration,
-            start_time: None,
-            form: Some(form),
             callback: callback_override,
+            ..Issued::temporary(creds, &cfg.bucket, &inner.endpoint, &cfg.region, key, form)
         })
     }
 
-    async fn verify_callback(
-        &self,
-        input: &CallbackInput,
-    ) -> Result<(), crate::providers::CallbackRefused> {
+    async fn verify_callback(&self, input: &CallbackInput) -> Result<(), CallbackRefused> {
         self.inner
             .verify(input)
             .await
-            .map_err(|e| crate::providers::CallbackRefused(format!("OSS callback: {e}")))
+            .map_err(|e| CallbackRefused(format!("OSS callback: {e}")))
     }
 }

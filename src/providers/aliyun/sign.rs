@@ -2,7 +2,9 @@
 //!
 //! - STS RPC signature v1.0 (HMAC-SHA1), what stsgate sends;
 //! - ACS3-HMAC-SHA256 (the Tea SDK's default), implemented and vector-tested, not used;
-//! - OSS PostObject V1 (what the `form` carries) and V4 (implemented and vector-tested).
+//! - OSS PostObject V1 (what the `form` carries: the shared
+//!   [`crate::providers::form::sign_policy_hmac_sha1`], checked here against the OSS vectors)
+//!   and V4 (implemented and vector-tested).
 //!
 //! Time and nonce are always arguments. Each function restates its formula; the tests
 //! check every stage against vectors produced by the official SDKs.
@@ -161,15 +163,6 @@ pub fn acs3_authorization(access_key_id: &str, signed_headers: &str, signature: 
 /// The `policy` form field: `b64(UTF-8 policy JSON)`; these exact bytes are signed.
 pub fn post_policy_base64(policy_json: &str) -> String {
     b64(policy_json.as_bytes())
-}
-
-/// V1: `Signature = b64(HMAC-SHA1(AccessKeySecret, policy_b64))` (the string to sign is the
-/// base64 text itself).
-pub fn post_signature_v1(access_key_secret: &str, policy_base64: &str) -> String {
-    b64(hmac_sha1(
-        access_key_secret.as_bytes(),
-        policy_base64.as_bytes(),
-    ))
 }
 
 /// V4 `x-oss-signature-version`.
@@ -363,7 +356,12 @@ mod tests {
             let policy = post_policy_base64(i["policy_json"].as_str().unwrap());
             assert_eq!(policy, e["policy_base64"], "{id}: policy");
             assert_eq!(policy, e["string_to_sign"], "{id}: string to sign");
-            let sig = post_signature_v1(i["access_key_secret"].as_str().unwrap(), &policy);
+            let signed = crate::providers::form::sign_policy_hmac_sha1(
+                i["access_key_secret"].as_str().unwrap(),
+                i["policy_json"].as_str().unwrap(),
+            );
+            assert_eq!(signed.policy, policy, "{id}: shared policy");
+            let sig = signed.signature;
             assert_eq!(sig, e["signature"], "{id}: signature");
             let f = &e["form_fields"];
             assert_eq!(f["Signature"], sig.as_str(), "{id}");

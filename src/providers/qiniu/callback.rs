@@ -10,8 +10,11 @@
 //! whose JSON body is not covered by the signature. Callers that read the body must use
 //! [`verify_with_body`] (or check [`body_is_signed`]).
 
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+
 use crate::providers::crypto::ct_eq;
 use crate::providers::qiniu::sign::{sign, Signer};
+use crate::providers::CallbackInput;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -263,6 +266,77 @@ pub fn verify_with_body(signer: &Signer, req: &CallbackRequest<'_>) -> Result<()
     }
 }
 
+/// Where Qiniu sends callbacks, as it signs them: the host (with its port, when given) and
+/// path of `server.public_base_url + /upload/callback`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `Host` as Qiniu signs it.
+    pub host: String,
+    /// The path as Qiniu signs it.
+    pub path: String,
+}
+
+impl PublicUrl {
+    /// The callback URL under `public_base_url`; `Err` names the key when it is not a URL.
+    pub fn of(public_base_url: &str) -> Result<Self, String> {
+        let callback_url = format!("{}/upload/callback", public_base_url.trim_end_matches('/'));
+        let url = reqwest::Url::parse(&callback_url)
+            .map_err(|_| "server.public_base_url is not a URL".to_string())?;
+        let host = url.host_str().unwrap_or_default();
+        let host = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        Ok(PublicUrl {
+            host,
+            path: url.path().to_string(),
+        })
+    }
+}
+
+/// Verifies a callback as received ([`verify_with_body`]), then, on a signature mismatch,
+/// against the public callback URL's path and host (what Qiniu signed when a reverse proxy
+/// rewrote them).
+pub fn verify_received(
+    signer: &Signer,
+    public: &PublicUrl,
+    input: &CallbackInput,
+) -> Result<(), CallbackError> {
+    let h = &input.headers;
+    let text = |name| h.get(name).and_then(|v| v.to_str().ok());
+    let authorization = text(AUTHORIZATION).ok_or(CallbackError::Malformed)?;
+    let x_qiniu: Vec<(String, String)> = h
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with(X_QINIU))
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let received_host = text(HOST).unwrap_or(&public.host);
+    let check = |path: &str, host: &str| {
+        verify_with_body(
+            signer,
+            &CallbackRequest {
+                method: &input.method,
+                path,
+                query: input.raw_query.as_deref(),
+                host,
+                content_type: text(CONTENT_TYPE),
+                headers: &x_qiniu,
+                body: &input.body,
+                authorization,
+            },
+        )
+    };
+    match check(&input.raw_path, received_host) {
+        Err(CallbackError::BadSignature)
+            if (input.raw_path.as_str(), received_host)
+                != (public.path.as_str(), public.host.as_str()) =>
+        {
+            check(&public.path, &public.host)
+        }
+        verdict => verdict,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +482,82 @@ mod tests {
 
     fn signer() -> Signer {
         Signer::new(AK, SK)
+    }
+
+    fn public() -> PublicUrl {
+        PublicUrl::of("https://api.example.com/sts/").unwrap()
+    }
+
+    #[test]
+    fn public_url_is_host_with_port_and_path() {
+        assert_eq!(
+            public(),
+            PublicUrl {
+                host: "api.example.com".into(),
+                path: "/sts/upload/callback".into()
+            }
+        );
+        assert_eq!(
+            PublicUrl::of("http://127.0.0.1:8080").unwrap(),
+            PublicUrl {
+                host: "127.0.0.1:8080".into(),
+                path: "/upload/callback".into()
+            }
+        );
+        assert_eq!(
+            PublicUrl::of("not a url"),
+            Err("server.public_base_url is not a URL".into())
+        );
+    }
+
+    // Behind a proxy that rewrites path and Host, the signature Qiniu made for the public
+    // callback URL still verifies; the same signature for another path does not.
+    #[test]
+    fn public_callback_url_is_the_fallback() {
+        use crate::providers::qiniu::form::CALLBACK_BODY_TYPE;
+        use axum::http::{HeaderMap, HeaderValue};
+        let (p, s) = (public(), signer());
+        let body = "objectId=1&resourceType=2&bucket=stsgate-demo&object=k.png";
+        let sign_for = |path: &str, host: &str| {
+            let data = qiniu_string_to_sign(
+                "POST",
+                path,
+                None,
+                host,
+                Some(CALLBACK_BODY_TYPE),
+                &[],
+                body.as_bytes(),
+            );
+            authorization(Scheme::Qiniu, AK, SK, &data)
+        };
+        let input = |auth: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(HOST, HeaderValue::from_static("10.0.0.7:8080"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(CALLBACK_BODY_TYPE));
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+            CallbackInput {
+                method: "POST".into(),
+                raw_path: "/upload/callback".into(),
+                raw_query: None,
+                headers,
+                body: bytes::Bytes::from(body),
+            }
+        };
+        let public = sign_for("/sts/upload/callback", "api.example.com");
+        assert_eq!(verify_received(&s, &p, &input(&public)), Ok(()));
+        let received = sign_for("/upload/callback", "10.0.0.7:8080");
+        assert_eq!(verify_received(&s, &p, &input(&received)), Ok(()));
+        let other = sign_for("/other/upload/callback", "api.example.com");
+        assert_eq!(
+            verify_received(&s, &p, &input(&other)),
+            Err(CallbackError::BadSignature)
+        );
+        let mut no_auth = input(&public);
+        no_auth.headers.remove(AUTHORIZATION);
+        assert_eq!(
+            verify_received(&s, &p, &no_auth),
+            Err(CallbackError::Malformed)
+        );
     }
 
     // Every single-byte change of a valid signature (to any other base64url character or '=')
@@ -578,6 +728,29 @@ mod tests {
                 let _ = verify_with_body(&signer(), &req);
                 let _ = body_is_signed(&req);
             }
+        }
+
+        #[test]
+        fn verify_received_never_panics(
+            auth in "(QBox |Qiniu )?[ -~]{0,60}",
+            path in "/[ -~]{0,40}",
+            query in proptest::option::of("[ -~]{0,40}"),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            use axum::http::{HeaderMap, HeaderValue};
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&auth) {
+                headers.insert(AUTHORIZATION, v);
+            }
+            headers.insert("x-qiniu-date", HeaderValue::from_static("20250101T000000Z"));
+            let input = CallbackInput {
+                method: "POST".into(),
+                raw_path: path,
+                raw_query: query,
+                headers,
+                body: bytes::Bytes::from(body),
+            };
+            proptest::prop_assert!(verify_received(&signer(), &public(), &input).is_err());
         }
     }
 }

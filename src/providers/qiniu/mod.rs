@@ -1,37 +1,42 @@
 //! Cloud type 0: Qiniu (upload tokens signed locally; verified Qiniu callbacks).
 //!
-//! Qiniu has no STS. Each issuance signs one put policy with the long-term key pair, which
-//! never leaves the server: the policy pins the object (`scope` = `bucket:relativePath`, or
-//! the `isDir` prefix with `isPrefixalScope`), forbids overwriting (`insertOnly`), limits size
-//! and MIME family, expires at `deadline`, and — with `isNeedCallback` — makes Qiniu POST a
-//! form body to stsgate with the objectId written in literally. No network call is made, so
-//! there is no cache and no budget; the key is prepared once ([`sign::Signer`]) and a token
-//! costs one HMAC-SHA1.
+//! Qiniu has no STS, so this folder has no `sts.rs`: each issuance signs one put policy
+//! ([`form`]) with the long-term key pair, which never leaves the server: the policy pins the
+//! object (`scope` = `bucket:relativePath`, or the `isDir` prefix with `isPrefixalScope`),
+//! forbids overwriting (`insertOnly`), limits size and MIME family, expires at `deadline`,
+//! and — with `isNeedCallback` — makes Qiniu POST a form body to stsgate with the objectId
+//! written in literally. No network call is made, so there is no cache and no budget; the
+//! key is prepared once ([`sign::Signer`]) and a token costs one HMAC-SHA1.
 //!
 //! Callbacks are verified in the `Authorization` form they name (`QBox` or `Qiniu`), against
 //! the request as received and, failing that, against the public callback URL (the path and
 //! host Qiniu signed when a reverse proxy rewrote them). A body the signature does not cover
-//! (a JSON body under `QBox`) is refused.
+//! (a JSON body under `QBox`) is refused ([`callback::verify_received`]).
 
 pub mod callback;
 pub mod config;
+pub mod form;
 pub mod sign;
 
 use async_trait::async_trait;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use secrecy::SecretString;
 
-use self::callback::{CallbackError, CallbackRequest};
+use self::callback::{CallbackError, PublicUrl};
 use self::config::QiniuConfig;
+use self::form::MAX_SCOPE_KEY_BYTES;
 use self::sign::Signer;
+use super::registry::{Cloud, Context, ProvidersConfig};
 use super::{
-    CallbackInput, CallbackOverride, CredentialProvider, Form, IssueRequest, Issued, ProviderError,
+    CallbackInput, CallbackOverride, CallbackRefused, CloudType, CredentialProvider, IssueRequest,
+    Issued, ProviderError,
 };
-use crate::config::UploadConfig;
-use crate::providers::CloudType;
+use crate::config::ConfigError;
 
-/// Longest key part of a `scope` Qiniu accepts (protocol notes §1.3).
-pub const MAX_SCOPE_KEY_BYTES: usize = 750;
+/// Token lifetimes Qiniu accepts: it sets no bound of its own (the section's rules and
+/// `upload.min_remaining_secs` do).
+pub const DURATION_RANGE: std::ops::RangeInclusive<u64> = 0..=u64::MAX;
 
 /// The Qiniu provider: everything per-request is derived from values prepared here.
 pub struct QiniuProvider {
@@ -41,8 +46,7 @@ pub struct QiniuProvider {
     region: String,
     duration_secs: i64,
     /// Host and path of `public_base_url + /upload/callback`, as Qiniu signs them.
-    public_host: String,
-    public_path: String,
+    public: PublicUrl,
 }
 
 impl std::fmt::Debug for QiniuProvider {
@@ -57,40 +61,6 @@ impl std::fmt::Debug for QiniuProvider {
 }
 
 impl QiniuProvider {
-    /// Builds the provider from its (enabled) section, the token lifetime rules of `[upload]`
-    /// and `server.public_base_url` (where callbacks arrive).
-    pub fn new_legacy(
-        cfg: &QiniuConfig,
-        upload: &UploadConfig,
-        public_base_url: &str,
-    ) -> Result<Self, String> {
-        let duration_secs = cfg.duration_secs.unwrap_or(upload.duration_secs);
-        if duration_secs <= upload.min_remaining_secs {
-            return Err(format!(
-                "providers.qiniu.duration_secs ({duration_secs}) must be longer than \
-                 upload.min_remaining_secs ({})",
-                upload.min_remaining_secs
-            ));
-        }
-        let callback_url = format!("{}/upload/callback", public_base_url.trim_end_matches('/'));
-        let url = reqwest::Url::parse(&callback_url)
-            .map_err(|_| "server.public_base_url is not a URL".to_string())?;
-        let host = url.host_str().unwrap_or_default();
-        let public_host = match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
-        };
-        Ok(QiniuProvider {
-            signer: Signer::new(cfg.access_key.expose(), cfg.secret_key.expose()),
-            bucket: cfg.bucket.clone(),
-            upload_host: cfg.upload_host.trim_end_matches('/').to_string(),
-            region: cfg.region.clone(),
-            duration_secs: duration_secs as i64,
-            public_host,
-            public_path: url.path().to_string(),
-        })
-    }
-
     /// The answer for `req`; pure (time comes from `req.now`).
     pub fn issue_now(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
         let key = req.planned_key.as_str();
@@ -103,32 +73,14 @@ impl QiniuProvider {
         let callback_body = req
             .callback
             .as_ref()
-            .map(|c| sign::callback_body(c.object_id, c.resource_type));
-        let policy = sign::put_policy_for(
-            &self.bucket,
-            key,
-            req.is_dir,
-            expiration,
-            req.max_bytes,
-            sign::mime_limit_for_extension(&req.extension),
-            req.callback
-                .as_ref()
-                .zip(callback_body.as_deref())
-                .map(|(c, body)| (c.url.as_str(), body)),
-        );
+            .map(|c| form::callback_body(c.object_id, c.resource_type));
+        let policy = form::put_policy(&self.bucket, req, expiration, callback_body.as_deref());
         let token = self.signer.upload_token(&policy);
+        let form = form::form(&self.upload_host, key, &token);
         Ok(Issued {
             access_key_id: self.signer.access_key().to_string(),
             secret_access_key: SecretString::from(String::new()),
-            form: Some(Form {
-                url: self.upload_host.clone(),
-                fields: vec![
-                    ("key".into(), key.to_string()),
-                    ("token".into(), token.token.clone()),
-                ],
-                policy: token.encoded_policy,
-                signature: token.signature,
-            }),
+            form: Some(form),
             security_token: SecretString::from(token.token),
             bucket: self.bucket.clone(),
             endpoint: self.upload_host.clone(),
@@ -146,58 +98,44 @@ impl QiniuProvider {
     /// Verifies a callback as received, then (on a signature mismatch) against the public
     /// callback URL's path and host.
     pub fn verify(&self, input: &CallbackInput) -> Result<(), CallbackError> {
-        let h = &input.headers;
-        let text = |name| h.get(name).and_then(|v| v.to_str().ok());
-        let authorization = text(AUTHORIZATION).ok_or(CallbackError::Malformed)?;
-        let x_qiniu: Vec<(String, String)> = h
-            .iter()
-            .filter(|(n, _)| n.as_str().starts_with("x-qiniu-"))
-            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let received_host = text(HOST).unwrap_or(&self.public_host);
-        let check = |path: &str, host: &str| {
-            callback::verify_with_body(
-                &self.signer,
-                &CallbackRequest {
-                    method: &input.method,
-                    path,
-                    query: input.raw_query.as_deref(),
-                    host,
-                    content_type: text(CONTENT_TYPE),
-                    headers: &x_qiniu,
-                    body: &input.body,
-                    authorization,
-                },
-            )
-        };
-        match check(&input.raw_path, received_host) {
-            Err(CallbackError::BadSignature)
-                if (input.raw_path.as_str(), received_host)
-                    != (self.public_path.as_str(), self.public_host.as_str()) =>
-            {
-                check(&self.public_path, &self.public_host)
-            }
-            verdict => verdict,
-        }
+        callback::verify_received(&self.signer, &self.public, input)
     }
 }
 
-impl crate::providers::registry::Cloud for QiniuProvider {
+impl Cloud for QiniuProvider {
     const TYPE: CloudType = CloudType::Qiniu;
     type Config = QiniuConfig;
-    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &QiniuConfig {
+
+    fn section(providers: &ProvidersConfig) -> &QiniuConfig {
         &providers.qiniu
     }
-    fn new(
-        cfg: QiniuConfig,
-        ctx: &crate::providers::registry::Context<'_>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Self::new_legacy(&cfg, &ctx.config.upload, &ctx.config.server.public_base_url)
-            .map_err(crate::config::ConfigError)
+
+    /// The token lifetime is the section's `duration_secs`, else `upload.duration_secs`, and
+    /// must outlive `upload.min_remaining_secs`; callbacks arrive at
+    /// `server.public_base_url`.
+    fn new(cfg: QiniuConfig, ctx: &Context<'_>) -> Result<Self, ConfigError> {
+        let min_remaining_secs = ctx.config.upload.min_remaining_secs;
+        let duration_secs = ctx.duration_secs(cfg.duration_secs, DURATION_RANGE);
+        if duration_secs <= min_remaining_secs {
+            return Err(ConfigError(format!(
+                "providers.qiniu.duration_secs ({duration_secs}) must be longer than \
+                 upload.min_remaining_secs ({min_remaining_secs})"
+            )));
+        }
+        let public = PublicUrl::of(&ctx.config.server.public_base_url).map_err(ConfigError)?;
+        Ok(QiniuProvider {
+            signer: Signer::new(cfg.access_key.expose(), cfg.secret_key.expose()),
+            bucket: cfg.bucket.clone(),
+            upload_host: cfg.upload_host.trim_end_matches('/').to_string(),
+            region: cfg.region.clone(),
+            duration_secs: duration_secs as i64,
+            public,
+        })
     }
-    fn claims_callback(headers: &axum::http::HeaderMap) -> bool {
+
+    fn claims_callback(headers: &HeaderMap) -> bool {
         headers
-            .get(axum::http::header::AUTHORIZATION)
+            .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.starts_with("QBox ") || a.starts_with("Qiniu "))
     }
@@ -206,7 +144,7 @@ impl crate::providers::registry::Cloud for QiniuProvider {
 #[async_trait]
 impl CredentialProvider for QiniuProvider {
     fn cloud_type(&self) -> CloudType {
-        CloudType::Qiniu
+        Self::TYPE
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
@@ -217,13 +155,10 @@ impl CredentialProvider for QiniuProvider {
         false
     }
 
-    async fn verify_callback(
-        &self,
-        input: &CallbackInput,
-    ) -> Result<(), crate::providers::CallbackRefused> {
+    async fn verify_callback(&self, input: &CallbackInput) -> Result<(), CallbackRefused> {
         self.verify(input).map_err(|e| {
             tracing::debug!(reason = %e, "Qiniu callback refused");
-            crate::providers::CallbackRefused(e.to_string())
+            CallbackRefused(e.to_string())
         })
     }
 }
@@ -231,9 +166,13 @@ impl CredentialProvider for QiniuProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
     use crate::providers::CallbackPlan;
     use crate::secret::Secret;
     use crate::upload::module::UploadModule;
+    use axum::http::header::{CONTENT_TYPE, HOST};
     use axum::http::{HeaderMap, HeaderName, HeaderValue};
     use bytes::Bytes;
     use secrecy::ExposeSecret as _;
@@ -253,13 +192,23 @@ mod tests {
         }
     }
 
-    fn provider() -> QiniuProvider {
-        QiniuProvider::new_legacy(
-            &cfg(AK, SK),
-            &UploadConfig::default(),
-            "https://api.example.com/sts/",
+    /// The provider built as the registry builds it, with callbacks at `public_base_url`.
+    fn build(cfg: QiniuConfig, public_base_url: &str) -> Result<QiniuProvider, ConfigError> {
+        let mut config = Config::default();
+        config.server.public_base_url = public_base_url.into();
+        QiniuProvider::new(
+            cfg,
+            &Context {
+                config: &config,
+                clock: std::sync::Arc::new(SystemClock),
+                metrics: Metrics::new(),
+                cluster: None,
+            },
         )
-        .unwrap()
+    }
+
+    fn provider() -> QiniuProvider {
+        build(cfg(AK, SK), "https://api.example.com/sts/").unwrap()
     }
 
     fn request(key: &str, is_dir: bool, callback: bool) -> IssueRequest {
@@ -388,15 +337,13 @@ mod tests {
     fn duration_must_outlive_min_remaining() {
         let mut c = cfg(AK, SK);
         c.duration_secs = Some(300);
-        let err = QiniuProvider::new_legacy(&c, &UploadConfig::default(), "http://127.0.0.1:8080")
-            .unwrap_err();
+        let ConfigError(err) = build(c.clone(), "http://127.0.0.1:8080").unwrap_err();
         assert!(err.contains("providers.qiniu.duration_secs"), "{err}");
         c.duration_secs = Some(600);
-        let p = QiniuProvider::new_legacy(&c, &UploadConfig::default(), "http://127.0.0.1:8080")
-            .unwrap();
+        let p = build(c, "http://127.0.0.1:8080").unwrap();
         assert_eq!(p.duration_secs, 600);
         assert_eq!(
-            (p.public_host.as_str(), p.public_path.as_str()),
+            (p.public.host.as_str(), p.public.path.as_str()),
             ("127.0.0.1:8080", "/upload/callback")
         );
     }
@@ -462,12 +409,11 @@ mod tests {
         for v in file["vectors"].as_array().unwrap() {
             let name = v["name"].as_str().unwrap();
             let input = &v["verify_input"];
-            let p = QiniuProvider::new_legacy(
-                &cfg(
+            let p = build(
+                cfg(
                     input["server_access_key"].as_str().unwrap(),
                     input["server_secret_key"].as_str().unwrap(),
                 ),
-                &UploadConfig::default(),
                 "https://api.example.com",
             )
             .unwrap();
@@ -487,51 +433,6 @@ mod tests {
         assert_eq!((accepted, refused), (8, 15));
     }
 
-    // Behind a proxy that rewrites path and Host, the signature Qiniu made for the public
-    // callback URL still verifies; the same signature for another path does not.
-    #[test]
-    fn public_callback_url_is_the_fallback() {
-        let p = provider();
-        let body = "objectId=1&resourceType=2&bucket=stsgate-demo&object=k.png";
-        let sign_for = |path: &str, host: &str| {
-            let data = callback::qiniu_string_to_sign(
-                "POST",
-                path,
-                None,
-                host,
-                Some(sign::CALLBACK_BODY_TYPE),
-                &[],
-                body.as_bytes(),
-            );
-            callback::authorization(callback::Scheme::Qiniu, AK, SK, &data)
-        };
-        let input = |auth: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(HOST, HeaderValue::from_static("10.0.0.7:8080"));
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(sign::CALLBACK_BODY_TYPE),
-            );
-            headers.insert(AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
-            CallbackInput {
-                method: "POST".into(),
-                raw_path: "/upload/callback".into(),
-                raw_query: None,
-                headers,
-                body: Bytes::from(body),
-            }
-        };
-        let public = sign_for("/sts/upload/callback", "api.example.com");
-        assert_eq!(p.verify(&input(&public)), Ok(()));
-        let received = sign_for("/upload/callback", "10.0.0.7:8080");
-        assert_eq!(p.verify(&input(&received)), Ok(()));
-        let other = sign_for("/other/upload/callback", "api.example.com");
-        assert_eq!(p.verify(&input(&other)), Err(CallbackError::BadSignature));
-        let mut no_auth = input(&public);
-        no_auth.headers.remove(AUTHORIZATION);
-        assert_eq!(p.verify(&no_auth), Err(CallbackError::Malformed));
-    }
-
     proptest::proptest! {
         // Any planned key round-trips into the token's scope, and the token always verifies
         // against an independently decoded policy.
@@ -544,28 +445,6 @@ mod tests {
             proptest::prop_assert_eq!(p["scope"].as_str().unwrap(), format!("stsgate-demo:{key}"));
             proptest::prop_assert_eq!(p["deadline"].as_i64().unwrap(), now + 3600);
             proptest::prop_assert_eq!(p.get("isPrefixalScope").is_some(), dir);
-        }
-
-        #[test]
-        fn verify_never_panics(
-            auth in "(QBox |Qiniu )?[ -~]{0,60}",
-            path in "/[ -~]{0,40}",
-            query in proptest::option::of("[ -~]{0,40}"),
-            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
-        ) {
-            let mut headers = HeaderMap::new();
-            if let Ok(v) = HeaderValue::from_str(&auth) {
-                headers.insert(AUTHORIZATION, v);
-            }
-            headers.insert("x-qiniu-date", HeaderValue::from_static("20250101T000000Z"));
-            let input = CallbackInput {
-                method: "POST".into(),
-                raw_path: path,
-                raw_query: query,
-                headers,
-                body: Bytes::from(body),
-            };
-            proptest::prop_assert!(provider().verify(&input).is_err());
         }
     }
 }

@@ -7,30 +7,26 @@
 //! spending only spare upstream budget; entries leave at `ExpiredTime - min_remaining_secs`.
 //! With Redis the pool is shared by all replicas ([`pool`]).
 
-pub mod api;
 pub mod config;
 mod pool;
 pub mod sign;
+pub mod sts;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
-use self::api::LkeCredential;
 use self::config::TencentConfig;
-use super::http::{send, Upstream};
-use super::{CredentialProvider, IssueRequest, Issued, ProviderError};
-use crate::clock::Clock;
-use crate::cluster::Cluster;
-use crate::metrics::Metrics;
-use crate::providers::CloudType;
-
-use self::api::{ACTION, CONTENT_TYPE, VERSION};
-
 use self::pool::{PoolKey, Pools, Slot};
+use self::sts::{LkeCredential, ACTION, CONTENT_TYPE, VERSION};
+use super::http::{send, Upstream};
+use super::registry::{Cloud, Context, ProvidersConfig};
+use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError};
+use crate::clock::Clock;
+use crate::config::ConfigError;
+use crate::metrics::Metrics;
 
 /// The Tencent LKE provider.
 #[derive(Clone)]
@@ -49,44 +45,6 @@ struct Inner {
     metrics: Metrics,
 }
 
-impl TencentProvider {
-    /// Builds the provider from its (enabled) section.
-    pub fn new_legacy(
-        cfg: TencentConfig,
-        min_remaining_secs: u64,
-        clock: Arc<dyn Clock>,
-        metrics: Metrics,
-        cluster: Option<&Cluster>,
-    ) -> Result<Self, String> {
-        let url = reqwest::Url::parse(&cfg.endpoint)
-            .map_err(|_| "providers.tencent.endpoint is not a URL".to_string())?;
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_string(),
-        };
-        let upstream = Upstream::new(
-            "tencent",
-            cfg.rate_limit_per_sec,
-            cfg.connect_timeout_ms,
-            cfg.timeout_ms,
-            metrics.clone(),
-            cluster,
-        );
-        Ok(TencentProvider {
-            inner: Arc::new(Inner {
-                url: url.to_string(),
-                host,
-                upstream,
-                pools: Pools::new(cluster.cloned(), min_remaining_secs as i64, clock.clone()),
-                min_remaining_secs: min_remaining_secs as i64,
-                clock,
-                metrics,
-                cfg,
-            }),
-        })
-    }
-}
-
 impl Inner {
     fn key(&self, extension: &str) -> PoolKey {
         PoolKey {
@@ -103,7 +61,7 @@ impl Inner {
         key: &PoolKey,
         timeout: Duration,
     ) -> Result<LkeCredential, ProviderError> {
-        let body = api::DescribeStorageCredentialRequest {
+        let body = sts::DescribeStorageCredentialRequest {
             bot_biz_id: key.bot_biz_id.clone(),
             file_type: key.file_type.clone(),
             is_public: key.is_public,
@@ -116,7 +74,7 @@ impl Inner {
             self.cfg.secret_id.expose(),
             self.cfg.secret_key.expose(),
             &self.host,
-            api::SERVICE,
+            sts::SERVICE,
             CONTENT_TYPE,
             &body,
             timestamp,
@@ -137,7 +95,11 @@ impl Inner {
             req = req.header("X-TC-Region", &self.cfg.region);
         }
         let (status, bytes) = send(req).await?;
-        let cred = api::parse_describe_storage_credential(status, &bytes)?;
+        let cred = sts::parse(
+            status,
+            &bytes,
+            &[self.cfg.secret_id.expose(), self.cfg.secret_key.expose()],
+        )?;
         if !self.pools.usable(&cred, self.clock.now_unix()) {
             return Err(ProviderError::Unusable(format!(
                 "LKE credentials expire in less than min_remaining_secs ({}s)",
@@ -161,7 +123,7 @@ impl Inner {
     /// Tops the pool for `key` up to `pool_size`, spending only spare budget.
     async fn refill(self: Arc<Self>, key: PoolKey, slot: Slot) {
         loop {
-            let seen = slot.lock().expect("pool lock").demand;
+            let seen = slot.lock().demand;
             let full = self.pools.len(&key, &slot).await >= self.cfg.pool_size;
             let permit = if full {
                 None
@@ -169,7 +131,7 @@ impl Inner {
                 self.upstream.budget.try_acquire().await
             };
             let Some(permit) = permit else {
-                let mut s = slot.lock().expect("pool lock");
+                let mut s = slot.lock();
                 // A request that came in while we counted a full pool may have taken from
                 // it: count again rather than leave a place unfilled. (No spare budget:
                 // stop; the next request schedules a refill again.)
@@ -197,7 +159,7 @@ impl Inner {
                 Err(e) => {
                     self.metrics.upstream_call("tencent", "refill_failed", secs);
                     tracing::debug!(error = %e, "pool refill failed; next request will fetch");
-                    slot.lock().expect("pool lock").refilling = false;
+                    slot.lock().refilling = false;
                     return;
                 }
             }
@@ -209,7 +171,7 @@ impl Inner {
             return;
         }
         {
-            let mut s = slot.lock().expect("pool lock");
+            let mut s = slot.lock();
             s.demand += 1;
             if s.refilling {
                 return;
@@ -220,31 +182,49 @@ impl Inner {
     }
 }
 
-impl crate::providers::registry::Cloud for TencentProvider {
+impl Cloud for TencentProvider {
     const TYPE: CloudType = CloudType::Tencent;
     type Config = TencentConfig;
-    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &TencentConfig {
+
+    fn section(providers: &ProvidersConfig) -> &TencentConfig {
         &providers.tencent
     }
-    fn new(
-        cfg: TencentConfig,
-        ctx: &crate::providers::registry::Context<'_>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Self::new_legacy(
-            cfg,
-            ctx.config.upload.min_remaining_secs,
-            ctx.clock.clone(),
-            ctx.metrics.clone(),
-            ctx.cluster,
-        )
-        .map_err(crate::config::ConfigError)
+
+    /// Pooled credentials are handed out only while they outlive
+    /// `upload.min_remaining_secs`; with a cluster the pool is shared.
+    fn new(cfg: TencentConfig, ctx: &Context<'_>) -> Result<Self, ConfigError> {
+        let url = reqwest::Url::parse(&cfg.endpoint)
+            .map_err(|_| ConfigError("providers.tencent.endpoint is not a URL".into()))?;
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_string(),
+        };
+        let upstream = ctx.upstream(
+            "tencent",
+            cfg.rate_limit_per_sec,
+            cfg.connect_timeout_ms,
+            cfg.timeout_ms,
+        );
+        let min_remaining_secs = ctx.config.upload.min_remaining_secs as i64;
+        Ok(TencentProvider {
+            inner: Arc::new(Inner {
+                url: url.to_string(),
+                host,
+                upstream,
+                pools: Pools::new(ctx.cluster.cloned(), min_remaining_secs, ctx.clock.clone()),
+                min_remaining_secs,
+                clock: ctx.clock.clone(),
+                metrics: ctx.metrics.clone(),
+                cfg,
+            }),
+        })
     }
 }
 
 #[async_trait]
 impl CredentialProvider for TencentProvider {
     fn cloud_type(&self) -> CloudType {
-        CloudType::Tencent
+        Self::TYPE
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
@@ -267,17 +247,18 @@ impl CredentialProvider for TencentProvider {
             }
         };
         inner.schedule_refill(key, slot);
-        let relative_path = api::object_key(&cred.upload_path).to_string();
+        // LKE offers no browser form (so this folder has no form.rs).
+        let relative_path = sts::object_key(&cred.upload_path).to_string();
         Ok(Issued {
-            access_key_id: cred.tmp_secret_id.clone(),
-            secret_access_key: SecretString::from(cred.tmp_secret_key.expose_secret().to_string()),
-            security_token: SecretString::from(cred.token.expose_secret().to_string()),
-            endpoint: api::cos_endpoint(&cred.region),
-            bucket: cred.bucket.clone(),
-            region: cred.region.clone(),
+            endpoint: sts::cos_endpoint(&cred.region),
+            bucket: cred.bucket,
+            region: cred.region,
             relative_path,
-            expiration: cred.expired_time,
-            start_time: cred.start_time,
+            access_key_id: cred.cred.access_key_id,
+            secret_access_key: cred.cred.secret_access_key,
+            security_token: cred.cred.security_token,
+            expiration: cred.cred.expiration,
+            start_time: cred.cred.start_time,
             form: None,
             callback: None,
         })

@@ -14,15 +14,17 @@
 //! private (docs/decisions.md). They are never logged.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use parking_lot::Mutex;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::api::LkeCredential;
+use super::sts::LkeCredential;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
+use crate::providers::TempCredentials;
 
 /// Most entries one take pops from Redis looking for a usable one.
 const MAX_POPS: usize = 16;
@@ -78,7 +80,7 @@ impl Pools {
 
     /// Whether `c` may still be handed out at `now`.
     pub fn usable(&self, c: &LkeCredential, now: i64) -> bool {
-        c.expired_time - self.min_remaining_secs > now
+        c.cred.expiration - self.min_remaining_secs > now
     }
 
     fn redis_key(cluster: &Cluster, key: &PoolKey) -> String {
@@ -96,7 +98,7 @@ impl Pools {
     pub async fn take(&self, key: &PoolKey, slot: &Slot) -> Option<LkeCredential> {
         let now = self.clock.now_unix();
         {
-            let mut s = slot.lock().expect("pool lock");
+            let mut s = slot.lock();
             while let Some(c) = s.creds.pop_front() {
                 if self.usable(&c, now) {
                     return Some(c);
@@ -127,9 +129,9 @@ impl Pools {
     pub async fn len(&self, key: &PoolKey, slot: &Slot) -> usize {
         let now = self.clock.now_unix();
         let local = {
-            let mut s = slot.lock().expect("pool lock");
+            let mut s = slot.lock();
             s.creds
-                .retain(|c| c.expired_time - self.min_remaining_secs > now);
+                .retain(|c| c.cred.expiration - self.min_remaining_secs > now);
             s.creds.len()
         };
         let Some(cluster) = &self.cluster else {
@@ -152,7 +154,8 @@ impl Pools {
             let entry = encode(&cred);
             // The list lives as long as its newest entry is usable (entries are pushed in
             // the order they were fetched, so the newest lapses last).
-            let ttl = (cred.expired_time - self.min_remaining_secs - self.clock.now_unix()).max(1);
+            let ttl =
+                (cred.cred.expiration - self.min_remaining_secs - self.clock.now_unix()).max(1);
             let pushed = cluster
                 .run("pool", |mut c| async move {
                     redis::pipe()
@@ -173,7 +176,7 @@ impl Pools {
                 return;
             }
         }
-        slot.lock().expect("pool lock").creds.push_back(cred);
+        slot.lock().creds.push_back(cred);
     }
 }
 
@@ -200,11 +203,11 @@ const ENTRY_VERSION: u8 = 1;
 pub(super) fn encode(c: &LkeCredential) -> String {
     serde_json::to_string(&Entry {
         v: ENTRY_VERSION,
-        id: c.tmp_secret_id.clone(),
-        key: c.tmp_secret_key.expose_secret().to_string(),
-        token: c.token.expose_secret().to_string(),
-        exp: c.expired_time,
-        start: c.start_time,
+        id: c.cred.access_key_id.clone(),
+        key: c.cred.expose_secret().to_string(),
+        token: c.cred.expose_token().to_string(),
+        exp: c.cred.expiration,
+        start: c.cred.start_time,
         bucket: c.bucket.clone(),
         region: c.region.clone(),
         path: c.upload_path.clone(),
@@ -220,11 +223,13 @@ pub(super) fn decode(text: &str) -> Option<LkeCredential> {
         return None;
     }
     Some(LkeCredential {
-        tmp_secret_id: e.id,
-        tmp_secret_key: SecretString::from(e.key),
-        token: SecretString::from(e.token),
-        expired_time: e.exp,
-        start_time: e.start,
+        cred: TempCredentials {
+            access_key_id: e.id,
+            secret_access_key: SecretString::from(e.key),
+            security_token: SecretString::from(e.token),
+            expiration: e.exp,
+            start_time: e.start,
+        },
         bucket: e.bucket,
         region: e.region,
         upload_path: e.path,
@@ -242,11 +247,13 @@ mod tests {
 
     fn cred(id: &str, exp: i64) -> LkeCredential {
         LkeCredential {
-            tmp_secret_id: id.into(),
-            tmp_secret_key: SecretString::from("tmpKEY".to_string()),
-            token: SecretString::from("tok\"en\\".to_string()),
-            expired_time: exp,
-            start_time: Some(exp - 1800),
+            cred: TempCredentials {
+                access_key_id: id.into(),
+                secret_access_key: SecretString::from("tmpKEY".to_string()),
+                security_token: SecretString::from("tok\"en\\".to_string()),
+                expiration: exp,
+                start_time: Some(exp - 1800),
+            },
             bucket: "lke-offline-1250000000".into(),
             region: "ap-guangzhou".into(),
             upload_path: "/corp/1/doc/x.pdf".into(),
@@ -257,11 +264,11 @@ mod tests {
     }
 
     fn same(a: &LkeCredential, b: &LkeCredential) -> bool {
-        a.tmp_secret_id == b.tmp_secret_id
-            && a.expose_tmp_secret_key() == b.expose_tmp_secret_key()
-            && a.expose_token() == b.expose_token()
-            && a.expired_time == b.expired_time
-            && a.start_time == b.start_time
+        a.cred.access_key_id == b.cred.access_key_id
+            && a.cred.expose_secret() == b.cred.expose_secret()
+            && a.cred.expose_token() == b.cred.expose_token()
+            && a.cred.expiration == b.cred.expiration
+            && a.cred.start_time == b.cred.start_time
             && a.bucket == b.bucket
             && a.region == b.region
             && a.upload_path == b.upload_path
@@ -299,9 +306,9 @@ mod tests {
             path in "/\\PC{1,80}",
         ) {
             let mut c = cred(&id, exp);
-            c.tmp_secret_key = SecretString::from(key);
-            c.token = SecretString::from(token);
-            c.start_time = start;
+            c.cred.secret_access_key = SecretString::from(key);
+            c.cred.security_token = SecretString::from(token);
+            c.cred.start_time = start;
             c.upload_path = path;
             let back = decode(&encode(&c)).unwrap();
             prop_assert!(same(&c, &back));

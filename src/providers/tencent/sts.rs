@@ -1,13 +1,15 @@
-//! LKE `DescribeStorageCredential` wire types and response parsing (pure; no HTTP here).
+//! The credential call: LKE `DescribeStorageCredential` — request body and answer parsing
+//! into [`TempCredentials`] plus where they allow writing (pure; no HTTP here).
 //!
 //! Answers arrive as `{"Response": {...}}`; failures as `{"Response": {"Error": {"Code",
 //! "Message"}, "RequestId"}}`, normally with HTTP 200 (docs/providers/tencent.md).
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::providers::ProviderError;
+use crate::providers::answer::Answer;
+use crate::providers::{ProviderError, TempCredentials};
 
 /// TC3 service name of LKE (docs/contract.md §3: always `lke`, whatever host the endpoint names).
 pub const SERVICE: &str = "lke";
@@ -45,16 +47,9 @@ impl DescribeStorageCredentialRequest {
 /// A usable upload credential from LKE: single-use, scoped to exactly `upload_path`.
 #[derive(Clone)]
 pub struct LkeCredential {
-    /// `Credentials.TmpSecretId` (→ `accessKeyId`).
-    pub tmp_secret_id: String,
-    /// `Credentials.TmpSecretKey` (→ `secretAccessKey`).
-    pub tmp_secret_key: SecretString,
-    /// `Credentials.Token` (→ `securityToken`).
-    pub token: SecretString,
-    /// `ExpiredTime`, Unix seconds (fractions truncated).
-    pub expired_time: i64,
-    /// `StartTime`, Unix seconds, when given.
-    pub start_time: Option<i64>,
+    /// `Credentials.TmpSecretId` / `TmpSecretKey` / `Token`, `ExpiredTime` and `StartTime`
+    /// (Unix seconds, fractions truncated).
+    pub cred: TempCredentials,
     /// `Bucket`, including its `-APPID` suffix.
     pub bucket: String,
     /// `Region`, the COS region.
@@ -72,11 +67,11 @@ pub struct LkeCredential {
 impl std::fmt::Debug for LkeCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LkeCredential")
-            .field("tmp_secret_id", &self.tmp_secret_id)
+            .field("tmp_secret_id", &self.cred.access_key_id)
             .field("tmp_secret_key", &"<redacted>")
             .field("token", &"<redacted>")
-            .field("expired_time", &self.expired_time)
-            .field("start_time", &self.start_time)
+            .field("expired_time", &self.cred.expiration)
+            .field("start_time", &self.cred.start_time)
             .field("bucket", &self.bucket)
             .field("region", &self.region)
             .field("upload_path", &self.upload_path)
@@ -88,18 +83,6 @@ impl std::fmt::Debug for LkeCredential {
             )
             .field("request_id", &self.request_id)
             .finish()
-    }
-}
-
-impl LkeCredential {
-    /// The temporary secret key, for the one place that hands it to the client.
-    pub fn expose_tmp_secret_key(&self) -> &str {
-        self.tmp_secret_key.expose_secret()
-    }
-
-    /// The session token, for the one place that hands it to the client.
-    pub fn expose_token(&self) -> &str {
-        self.token.expose_secret()
     }
 }
 
@@ -119,16 +102,18 @@ pub fn cos_host(bucket: &str, region: &str) -> String {
 }
 
 /// Tencent error codes worth retrying: throttling and internal errors (docs/contract.md §3).
-pub fn is_retryable_code(code: &str) -> bool {
+/// The code alone decides: LKE sends its errors with HTTP 200, whatever their kind.
+pub fn is_retryable(_status: u16, code: &str) -> bool {
     code.starts_with("RequestLimitExceeded") || code.starts_with("InternalError")
 }
 
+/// How errors name this answer.
+const LKE: Answer = Answer("LKE");
+
 /// Parses an LKE `DescribeStorageCredential` answer (any HTTP status) into a credential or
-/// the error it carries. Error messages name fields, never their values.
-pub fn parse_describe_storage_credential(
-    status: u16,
-    body: &[u8],
-) -> Result<LkeCredential, ProviderError> {
+/// the error it carries. `secrets` are scrubbed from any error text the cloud sends back.
+/// Error messages name fields, never their values.
+pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<LkeCredential, ProviderError> {
     let ok = (200..300).contains(&status);
     // Anything that is not the documented envelope.
     let shapeless = |what: &str| {
@@ -152,80 +137,57 @@ pub fn parse_describe_storage_credential(
             return Err(shapeless("with a Response.Error that has no Code"));
         }
         let message = error.get("Message").and_then(Value::as_str).unwrap_or("");
-        return Err(ProviderError::Refused {
-            code: code.to_owned(),
-            message: message.to_owned(),
-            retryable: is_retryable_code(code),
-        });
+        return Err(ProviderError::refused(
+            code,
+            message,
+            is_retryable(status, code),
+            secrets,
+        ));
     }
     if !ok {
         return Err(ProviderError::http_status(status));
     }
 
     let Some(Value::Object(credentials)) = response.get("Credentials") else {
-        return Err(missing("Credentials"));
+        return Err(LKE.missing("Credentials"));
     };
-    let tmp_secret_id = required_str(credentials, "TmpSecretId", "Credentials.TmpSecretId")?;
-    let tmp_secret_key = required_str(credentials, "TmpSecretKey", "Credentials.TmpSecretKey")?;
-    let token = required_str(credentials, "Token", "Credentials.Token")?;
+    let tmp_secret_id = LKE.required_str(credentials, "TmpSecretId", "Credentials.TmpSecretId")?;
+    let tmp_secret_key =
+        LKE.required_str(credentials, "TmpSecretKey", "Credentials.TmpSecretKey")?;
+    let token = LKE.required_str(credentials, "Token", "Credentials.Token")?;
     let expired_time = match response.get("ExpiredTime") {
-        None | Some(Value::Null) => return Err(missing("ExpiredTime")),
-        Some(v) => unix_seconds(v).ok_or_else(|| malformed("ExpiredTime"))?,
+        None | Some(Value::Null) => return Err(LKE.missing("ExpiredTime")),
+        Some(v) => unix_seconds(v).ok_or_else(|| LKE.malformed("ExpiredTime"))?,
     };
     let start_time = match response.get("StartTime") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(unix_seconds(v).ok_or_else(|| malformed("StartTime"))?),
+        Some(v) => Some(unix_seconds(v).ok_or_else(|| LKE.malformed("StartTime"))?),
     };
-    let bucket = required_str(response, "Bucket", "Bucket")?;
-    let region = required_str(response, "Region", "Region")?;
-    let upload_path = optional_str(response, "UploadPath")?;
+    let bucket = LKE.required_str(response, "Bucket", "Bucket")?;
+    let region = LKE.required_str(response, "Region", "Region")?;
+    let upload_path = LKE.optional_str(response, "UploadPath")?;
     if upload_path.is_empty() {
         return Err(ProviderError::Unusable(
             "LKE answered without UploadPath (download-only credentials)".into(),
         ));
     }
-    let upload_url = Some(optional_str(response, "UploadUrl")?).filter(|u| !u.is_empty());
+    let upload_url = Some(LKE.optional_str(response, "UploadUrl")?).filter(|u| !u.is_empty());
 
     Ok(LkeCredential {
-        tmp_secret_id,
-        tmp_secret_key: SecretString::from(tmp_secret_key),
-        token: SecretString::from(token),
-        expired_time,
-        start_time,
+        cred: TempCredentials {
+            access_key_id: tmp_secret_id,
+            secret_access_key: SecretString::from(tmp_secret_key),
+            security_token: SecretString::from(token),
+            expiration: expired_time,
+            start_time,
+        },
         bucket,
         region,
         upload_path,
-        storage_type: optional_str(response, "Type")?,
+        storage_type: LKE.optional_str(response, "Type")?,
         upload_url,
-        request_id: optional_str(response, "RequestId")?,
+        request_id: LKE.optional_str(response, "RequestId")?,
     })
-}
-
-fn missing(field: &str) -> ProviderError {
-    ProviderError::Unusable(format!("LKE answer lacks {field}"))
-}
-
-fn malformed(field: &str) -> ProviderError {
-    ProviderError::Unusable(format!("LKE answer has a malformed {field}"))
-}
-
-/// A non-empty string field; absent, null or empty is "lacks", another type "malformed".
-fn required_str(obj: &Map<String, Value>, key: &str, name: &str) -> Result<String, ProviderError> {
-    match obj.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        None | Some(Value::Null) => Err(missing(name)),
-        Some(Value::String(_)) => Err(missing(name)),
-        Some(_) => Err(malformed(name)),
-    }
-}
-
-/// A string field that may be absent or null (→ empty); another type is "malformed".
-fn optional_str(obj: &Map<String, Value>, key: &str) -> Result<String, ProviderError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(malformed(key)),
-    }
 }
 
 /// Unix seconds from an integer, a number with a fraction (truncated toward the past, never
@@ -252,6 +214,14 @@ fn unix_seconds(v: &Value) -> Option<i64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// [`parse`] with nothing to scrub.
+    fn parse_describe_storage_credential(
+        status: u16,
+        body: &[u8],
+    ) -> Result<LkeCredential, ProviderError> {
+        parse(status, body, &[])
+    }
 
     const RESPONSES: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -312,14 +282,14 @@ mod tests {
                 } else {
                     let c = got.unwrap_or_else(|e| panic!("{id}: {e:?}"));
                     let creds = &parsed["Credentials"];
-                    assert_eq!(c.tmp_secret_id, creds["TmpSecretId"].as_str().unwrap());
+                    assert_eq!(c.cred.access_key_id, creds["TmpSecretId"].as_str().unwrap());
                     assert_eq!(
-                        c.expose_tmp_secret_key(),
+                        c.cred.expose_secret(),
                         creds["TmpSecretKey"].as_str().unwrap()
                     );
-                    assert_eq!(c.expose_token(), creds["Token"].as_str().unwrap());
-                    assert_eq!(Some(c.expired_time), parsed["ExpiredTime"].as_i64());
-                    assert_eq!(c.start_time, parsed["StartTime"].as_i64());
+                    assert_eq!(c.cred.expose_token(), creds["Token"].as_str().unwrap());
+                    assert_eq!(Some(c.cred.expiration), parsed["ExpiredTime"].as_i64());
+                    assert_eq!(c.cred.start_time, parsed["StartTime"].as_i64());
                     assert_eq!(c.bucket, parsed["Bucket"].as_str().unwrap());
                     assert_eq!(c.region, parsed["Region"].as_str().unwrap());
                     assert_eq!(c.upload_path, upload_path);
@@ -330,7 +300,7 @@ mod tests {
                         assert_eq!(object_key(&c.upload_path), derived["object_key"]);
                         assert_eq!(cos_host(&c.bucket, &c.region), derived["cos_host"]);
                         assert_eq!(
-                            Some(c.expired_time - c.start_time.unwrap()),
+                            Some(c.cred.expiration - c.cred.start_time.unwrap()),
                             derived["ttl_seconds"].as_i64()
                         );
                     }
@@ -374,6 +344,30 @@ mod tests {
                 other => panic!("{code}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn refusals_are_scrubbed_and_capped() {
+        let body = serde_json::json!({"Response": {"Error": {
+            "Code": "AuthFailure.SecretIdNotFound",
+            "Message": format!("SecretId AKIDLONGTERM1 not found {}", "x".repeat(500))},
+            "RequestId": "r"}});
+        let err = parse(200, &serde_json::to_vec(&body).unwrap(), &["AKIDLONGTERM1"]).unwrap_err();
+        let ProviderError::Refused {
+            code,
+            message,
+            retryable,
+        } = err
+        else {
+            panic!("not Refused: {err:?}")
+        };
+        assert_eq!(code, "AuthFailure.SecretIdNotFound");
+        assert!(
+            message.starts_with("SecretId <redacted> not found"),
+            "{message}"
+        );
+        assert_eq!(message.chars().count(), 160);
+        assert!(!retryable);
     }
 
     #[test]
@@ -465,8 +459,8 @@ mod tests {
         v["Response"]["ExpiredTime"] = serde_json::json!(1717063483.999);
         v["Response"]["StartTime"] = serde_json::json!("1717062883.5");
         let c = parse_value(&v).unwrap();
-        assert_eq!(c.expired_time, 1717063483);
-        assert_eq!(c.start_time, Some(1717062883));
+        assert_eq!(c.cred.expiration, 1717063483);
+        assert_eq!(c.cred.start_time, Some(1717062883));
         v["Response"]["ExpiredTime"] = serde_json::json!("soon");
         assert_eq!(
             parse_value(&v).unwrap_err(),
