@@ -18,6 +18,7 @@ pub mod error;
 pub mod form;
 pub mod http;
 pub mod registry;
+pub mod sigv4;
 #[cfg(test)]
 pub(crate) mod test_vectors;
 

@@ -17,8 +17,9 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::sign::{amz_date, credential, form_encode, post_policy_signature, ALGORITHM};
+use super::sign::post_policy_signature;
 use crate::providers::crypto::b64;
+use crate::providers::sigv4::{amz_date, credential, form_encode, ALGORITHM};
 use crate::providers::ProviderError;
 
 /// STS query-protocol action.

@@ -20,12 +20,13 @@ use secrecy::SecretString;
 
 use self::api::{AssumedCredentials, Condition, PostFormInput};
 use self::config::AwsConfig;
-use self::sign::{sign_request, SigV4Key, SigV4Request, FORM_CONTENT_TYPE};
+use self::sign::FORM_CONTENT_TYPE;
 use super::http::{send, Upstream};
 use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
 use crate::clock::{rfc3339, Clock};
 use crate::cluster::Cluster;
 use crate::metrics::Metrics;
+use crate::providers::sigv4::{sign_request, SigV4Key, SigV4Request};
 use crate::providers::CloudType;
 
 /// The AWS / S3-compatible provider.

@@ -18,7 +18,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::providers::aws::sign::form_encode;
+use crate::providers::sigv4::form_encode;
 use crate::providers::ProviderError;
 
 /// `Action`.

@@ -1,6 +1,6 @@
 //! KSyun signing: the KS3 browser POST policy signature (KS3 "V2", HMAC-SHA1), and thin
 //! wrappers that sign STS `AssumeRole` with the shared SigV4 signer
-//! ([`crate::providers::aws::sign`], AWS's `aws-sigv4` crate). There is no SigV4 code here.
+//! ([`crate::providers::sigv4`], AWS's `aws-sigv4` crate). There is no SigV4 code here.
 //!
 //! Formulas (docs/providers/ksyun.md):
 //! - STS: plain AWS Signature Version 4, service `sts`, the configured region as the
@@ -9,8 +9,8 @@
 
 use std::time::SystemTime;
 
-use crate::providers::aws::sign::{sign_request, SigV4Key, SigV4Request};
 use crate::providers::crypto::{b64, hex, hmac_sha1, sha256};
+use crate::providers::sigv4::{sign_request, SigV4Key, SigV4Request};
 
 /// SigV4 signing service of KSyun STS.
 pub const STS_SERVICE: &str = "sts";
@@ -103,7 +103,7 @@ pub fn post_signature(secret_access_key: &str, policy_base64: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::aws::sign::{amz_date, credential, form_encode, signing_key};
+    use crate::providers::sigv4::{amz_date, credential, form_encode, signing_key};
     use crate::providers::test_vectors::s;
     use serde_json::Value;
     use std::time::Duration;
