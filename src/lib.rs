@@ -42,48 +42,104 @@ use tokio::net::TcpListener;
 
 pub use app::AppState;
 
-/// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish for at most `server.shutdown_grace_ms`.
+/// Serves `state` on `listener` until `shutdown` completes, then closes idle connections
+/// at once and lets in-flight requests finish for at most `server.shutdown_grace_ms`.
+///
+/// Each connection is HTTP/1.1 with a header-read timeout that also bounds an idle
+/// keep-alive connection (`server.header_read_timeout_ms`); at most
+/// `server.max_connections` are open at once (further ones wait in the listen backlog).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_millis(state.config.server.shutdown_grace_ms);
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let server_cfg = &state.config.server;
+    let grace = Duration::from_millis(server_cfg.shutdown_grace_ms);
+    let header_timeout = Duration::from_millis(server_cfg.header_read_timeout_ms);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(server_cfg.max_connections));
     let router = http::router(state.clone());
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut rx2 = rx.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    let sweeper = tokio::spawn(expiry_sweeper(state, rx));
-    let result = tokio::select! {
-        r = server => r,
-        _ = async {
-            let _ = rx2.wait_for(|stop| *stop).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; dropping in-flight requests");
-            Ok(())
-        }
-    };
+    let sweeper = tokio::spawn(expiry_sweeper(state.clone(), rx));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = builder.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tx.send(true);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "shutdown grace period over; dropping in-flight requests"
+        );
+    }
     sweeper.abort();
-    result
+    Ok(())
 }
 
-/// Marks `issued` rows whose credentials lapsed as `expired`, once a minute.
+/// One pass of the sweeper: `issued` rows whose credentials lapsed become `expired`, and
+/// `issued` rows that never got their key and are older than one request deadline (no
+/// request can still complete them) become `failed`.
+pub async fn sweep(state: &AppState) {
+    let now = state.clock.now_unix();
+    match state.store.expire_lapsed(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "marked lapsed credentials expired"),
+        Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+    }
+    let deadline_secs = state.config.server.request_timeout_ms.div_ceil(1000) as i64;
+    match state.store.fail_unfinished(now - deadline_secs - 1).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "marked unfinished issuances failed"),
+        Err(e) => tracing::warn!(error = %e, "unfinished-row sweep failed"),
+    }
+}
+
+/// Runs [`sweep`] once a minute.
 async fn expiry_sweeper(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                match state.store.expire_lapsed(state.clock.now_unix()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(rows = n, "marked lapsed credentials expired"),
-                    Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
-                }
-            }
+            _ = tick.tick() => sweep(&state).await,
             _ = stop.changed() => return,
         }
     }

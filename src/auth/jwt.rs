@@ -247,6 +247,9 @@ fn check(token: &str, key: &DecodingKey, v: &Validation, now: i64) -> Result<Cla
     if c.sub.is_empty() {
         return Err("empty sub".into());
     }
+    if !crate::upload::params::storable(&c.sub) {
+        return Err("sub holds a control character".into());
+    }
     Ok(c)
 }
 
@@ -349,6 +352,18 @@ mod tests {
         assert_eq!(c.projects, Some(vec![1, 2]));
         let wrong = mint_hs256("other", "alice", now(), 60, "", "", &extra).unwrap();
         assert!(block(v.verify(&wrong, now())).is_err());
+    }
+
+    #[test]
+    fn a_sub_with_a_control_character_is_refused() {
+        let v = Verifier::new(&[hs("k", "", "")], None).unwrap();
+        let e = serde_json::Map::new();
+        for sub in ["a\u{0}b", "\u{0}", "alice\n"] {
+            let t = mint_hs256("k", sub, now(), 60, "", "", &e).unwrap();
+            assert!(block(v.verify(&t, now())).is_err(), "{sub:?} accepted");
+        }
+        let t = mint_hs256("k", "alice@example.com", now(), 60, "", "", &e).unwrap();
+        assert!(block(v.verify(&t, now())).is_ok());
     }
 
     #[test]

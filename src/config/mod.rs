@@ -55,6 +55,13 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Requests per second per user; 0 = off.
     pub per_user_rps: u32,
+    /// How long a connection may take to send a request's head, and how long an idle
+    /// keep-alive connection stays open (a connection that sends nothing is closed).
+    pub header_read_timeout_ms: u64,
+    /// How long a request body may take to arrive once its head is read (40001 after).
+    pub body_read_timeout_ms: u64,
+    /// Open connections at most; past it, new connections wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +74,9 @@ impl Default for ServerConfig {
             max_body_bytes: 16_384,
             shutdown_grace_ms: 10_000,
             per_user_rps: 0,
+            header_read_timeout_ms: 5_000,
+            body_read_timeout_ms: 5_000,
+            max_connections: 1_024,
         }
     }
 }

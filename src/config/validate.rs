@@ -43,6 +43,21 @@ impl Config {
                 "server.request_timeout_ms must be at least 100".into(),
             ));
         }
+        for (key, value) in [
+            ("header_read_timeout_ms", self.server.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.server.body_read_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&value) {
+                return Err(ConfigError(format!(
+                    "server.{key} must be between 100 and 600000"
+                )));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return Err(ConfigError(
+                "server.max_connections must be between 1 and 1000000".into(),
+            ));
+        }
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError(
                 "server.max_body_bytes must be at least 1".into(),

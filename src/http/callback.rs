@@ -28,7 +28,7 @@ async fn handle(
         CallbackOrigin::User => Caller::User(authenticate(&state, &parts.headers).await?.sub),
         CallbackOrigin::Cloud(cloud) => Caller::Cloud(cloud),
     };
-    let body = read_body(body, state.config.server.max_body_bytes).await?;
+    let body = read_body(&state, &parts.headers, body).await?;
     let request_id = parts
         .headers
         .get(REQUEST_ID)

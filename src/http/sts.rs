@@ -21,7 +21,13 @@ use crate::upload::{params, service};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/upload/sts/info", get(info).post(info))
+    // HEAD would run the GET handler (and allocate): it is refused instead.
+    Router::new().route(
+        "/upload/sts/info",
+        get(info)
+            .post(info)
+            .head(|| async { ApiError::MethodNotAllowed }),
+    )
 }
 
 async fn info(
@@ -32,7 +38,7 @@ async fn info(
     body: Body,
 ) -> Result<Json<Success<StsAnswer>>, ApiError> {
     let start = Instant::now();
-    let body = read_body(body, state.config.server.max_body_bytes).await?;
+    let body = read_body(&state, &headers, body).await?;
     let fields = params::collect(uri.query(), &body)?;
     let p = params::validate(&fields)?;
     let idem_key = match headers.get("idempotency-key") {

@@ -83,10 +83,13 @@ impl Target {
     }
 }
 
-/// Builds the reqwest client every provider uses.
+/// Builds the reqwest client every provider uses. It follows no redirect: a cloud API
+/// answers where it is asked, and a redirect (e.g. from an OSS public-key URL) could lead a
+/// request to an address that was never checked.
 pub fn client(connect_timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60))
         .user_agent(concat!("stsgate/", env!("CARGO_PKG_VERSION")))
         .build()

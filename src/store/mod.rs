@@ -204,6 +204,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     ) -> Result<MarkOutcome, StoreError>;
     /// `issued` rows whose credentials lapsed → `expired`; returns how many.
     async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError>;
+    /// `issued` rows that never got their key (the process died or the request was cut off
+    /// between the insert and the completion) created before `created_before` → `failed`;
+    /// returns how many.
+    async fn fail_unfinished(&self, created_before: i64) -> Result<u64, StoreError>;
     /// The record of (owner, key), if any.
     async fn idem_get(&self, owner: &str, key: &str) -> Result<Option<IdemRecord>, StoreError>;
     /// Claims (owner, key) for `params_hash`; `false` when someone already holds it.

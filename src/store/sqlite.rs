@@ -313,6 +313,16 @@ impl ObjectStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn fail_unfinished(&self, created_before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE objects SET status = 'failed', failure = 'never completed (interrupted before the credentials were recorded)' WHERE status = 'issued' AND object_key IS NULL AND created_at < ?",
+        )
+        .bind(created_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn idem_get(&self, owner: &str, key: &str) -> Result<Option<IdemRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT params_hash, object_id, created_at FROM idempotency_keys WHERE owner = ? AND idem_key = ?",

@@ -62,6 +62,9 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<CallbackBod
             fields.push((k.into_owned(), Value::String(v.into_owned())));
         }
     }
+    for (k, v) in &fields {
+        super::params::check_storable(k, v)?;
+    }
     let get = |name: &str| {
         fields
             .iter()
@@ -270,7 +273,34 @@ mod tests {
         assert!(parse_body(Some("application/json"), b"{").is_err());
     }
 
+    #[test]
+    fn a_nul_in_a_callback_field_is_40001_not_a_database_error() {
+        for body in [
+            &b"objectId=7&mimeType=image%2Fpng%00x"[..],
+            b"objectId=7&etag=a%01b",
+            br#"{"objectId": 7, "mimeType": "image/png\u0000x"}"#,
+        ] {
+            let Err(ApiError::InvalidParam(msg)) = parse_body(None, body) else {
+                panic!("accepted {:?}", String::from_utf8_lossy(body));
+            };
+            assert!(msg.contains("control characters"), "{msg}");
+        }
+        assert!(parse_body(None, b"objectId=7&mimeType=image%2Fpng").is_ok());
+    }
+
     proptest! {
+        #[test]
+        fn a_control_character_in_any_field_is_refused(
+            field in "(mimeType|etag|bucket|object|size)",
+            ctl in proptest::char::range('\u{0}', '\u{1f}'),
+        ) {
+            let body = serde_json::json!({"objectId": 7, field.clone(): format!("x{ctl}y")});
+            prop_assert!(matches!(
+                parse_body(None, body.to_string().as_bytes()),
+                Err(ApiError::InvalidParam(_))
+            ));
+        }
+
         #[test]
         fn never_panics(ct in proptest::option::of(".{0,30}"), body in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = parse_body(ct.as_deref(), &body);

@@ -74,14 +74,37 @@ impl StsParams {
     }
 }
 
+/// Whether `s` can be stored and logged as text: no NUL and no other control character
+/// (PostgreSQL refuses NUL in text; no upload field legitimately holds a control character).
+pub fn storable(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+/// 40001 naming `field` when a key or a string value is not [`storable`].
+pub fn check_storable(field: &str, value: &Value) -> Result<(), ApiError> {
+    let ok = match value {
+        Value::String(v) => storable(v),
+        Value::Array(items) => items.iter().all(|v| v.as_str().is_none_or(storable)),
+        _ => true,
+    };
+    if ok && storable(field) {
+        Ok(())
+    } else {
+        let shown: String = field.chars().filter(|c| !c.is_control()).take(64).collect();
+        Err(bad(&shown, "must not contain control characters"))
+    }
+}
+
 /// Merges the query string and the body. A non-empty body must be a JSON object
-/// (whatever its Content-Type says).
+/// (whatever its Content-Type says); no key or string value may hold a control character.
 pub fn collect(query: Option<&str>, body: &[u8]) -> Result<Fields, ApiError> {
     let mut fields = Fields::new();
     if let Some(q) = query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            if !v.is_empty() {
-                fields.insert(k.into_owned(), Value::String(v.into_owned()));
+            let v = Value::String(v.into_owned());
+            check_storable(&k, &v)?;
+            if v.as_str() != Some("") {
+                fields.insert(k.into_owned(), v);
             }
         }
     }
@@ -99,6 +122,7 @@ pub fn collect(query: Option<&str>, body: &[u8]) -> Result<Fields, ApiError> {
         };
         // An empty string or null in the body is absent: it does not hide the query's value.
         for (k, v) in map {
+            check_storable(&k, &v)?;
             if !matches!(v, Value::Null) && v.as_str() != Some("") {
                 fields.insert(k, v);
             }
@@ -356,6 +380,37 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_control_character_anywhere_is_40001(
+            before in "[a-z/.]{0,8}",
+            ctl in proptest::char::range('\u{0}', '\u{1f}'),
+            after in "[a-z/.]{0,8}",
+            in_body in any::<bool>(),
+        ) {
+            let value = format!("{before}{ctl}{after}");
+            let r = if in_body {
+                let body = serde_json::json!({"type": 1, "extension": "png", "uploadModule": value});
+                collect(None, body.to_string().as_bytes())
+            } else {
+                let q: String = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("type", "1")
+                    .append_pair("uploadModule", &value)
+                    .finish();
+                collect(Some(&q), b"")
+            };
+            let Err(ApiError::InvalidParam(msg)) = r else {
+                return Err(TestCaseError::fail(format!("accepted {value:?}")));
+            };
+            prop_assert!(msg.starts_with("uploadModule:"), "{}", msg);
+            prop_assert!(msg.chars().all(|c| !c.is_control()));
+        }
+
+        #[test]
+        fn printable_values_pass_the_control_check(v in "[^\\p{Cc}]{0,40}") {
+            prop_assert!(storable(&v));
+            prop_assert!(check_storable("f", &Value::String(v)).is_ok());
+        }
+
         #[test]
         fn never_panics_on_arbitrary_input(q in ".{0,200}", body in proptest::collection::vec(any::<u8>(), 0..300)) {
             if let Ok(f) = collect(Some(&q), &body) {

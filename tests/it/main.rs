@@ -10,6 +10,7 @@ mod baidu;
 mod cli;
 mod durability;
 mod edges;
+mod hostile;
 mod huawei;
 mod ksyun;
 mod openapi;

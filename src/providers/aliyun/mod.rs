@@ -122,7 +122,8 @@ impl Inner {
                     unavailable("fetch failed")
                 }
             })?;
-        // A redirect must not lead outside the allowed prefixes.
+        // The client follows no redirect (a 3xx is refused below); this re-check guards the
+        // final URL should that ever change.
         if !callback::key_url_allowed(res.url().as_str(), &self.cfg.callback_key_url_prefixes) {
             return Err(CallbackError::KeyUrlNotAllowed);
         }
