@@ -114,6 +114,11 @@ pub async fn build_with(
 ) -> Result<AppState, StartupError> {
     let options = store::StoreOptions {
         sqlite_synchronous: config.database.sqlite_synchronous,
+        // Below the request deadline: a statement stuck behind a lock fails (503/50302)
+        // before the request does, and is cancelled instead of committing later.
+        statement_timeout: Some(std::time::Duration::from_millis(
+            config.server.request_timeout_ms * 3 / 4,
+        )),
     };
     let store = store::connect_with(&config.database.url, &options)
         .await

@@ -195,6 +195,7 @@ impl ApiError {
         match self {
             ApiError::TooManyRequests { retry_after } => Some(*retry_after),
             ApiError::CloudUnavailable { retry_after, .. } => Some(*retry_after),
+            ApiError::DatabaseUnavailable(_) => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

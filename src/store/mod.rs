@@ -241,6 +241,10 @@ pub enum SqliteSynchronous {
 pub struct StoreOptions {
     /// SQLite only.
     pub sqlite_synchronous: SqliteSynchronous,
+    /// PostgreSQL only: the server cancels a statement that runs (or waits for a lock)
+    /// longer than this, so a request cut off by its deadline leaves nothing to commit
+    /// later; `None`: no limit.
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 /// Opens the store named by `url` (`sqlite:` or `postgres://`).
@@ -258,6 +262,8 @@ pub async fn connect_with(
             sqlite::SqliteStore::connect_with(url, options).await?,
         ))
     } else {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(
+            postgres::PgStore::connect_with(url, options).await?,
+        ))
     }
 }

@@ -2,10 +2,12 @@
 //! through the group-commit task ([`super::batch`]): one transaction per batch, new rows in
 //! multi-row `INSERT`s; objectIds come from the identity sequence in blocks.
 
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
@@ -122,10 +124,23 @@ impl PgStore {
 
     /// Connects a pool (connections are opened lazily after the first).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &super::StoreOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect) with `options.statement_timeout` set on every connection.
+    pub async fn connect_with(
+        url: &str,
+        options: &super::StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let mut connect = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if let Some(t) = options.statement_timeout {
+            connect = connect.options([("statement_timeout", t.as_millis().to_string())]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(3))
-            .connect(url)
+            .connect_with(connect)
             .await?;
         Ok(PgStore {
             writes: Batcher::spawn(PgWriter { pool: pool.clone() }),
@@ -171,8 +186,23 @@ impl ObjectStore for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        // Ready means the ledger can be written: take (and release) the lock an INSERT
+        // needs, waiting at most half a second for it.
+        let probe = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SET LOCAL lock_timeout = '500ms'")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("LOCK TABLE objects IN ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            Ok::<(), sqlx::Error>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(1), probe).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StoreError::Unavailable("ready probe timed out".into())),
+        }
     }
 
     async fn insert_object(&self, n: &NewObject) -> Result<i64, StoreError> {

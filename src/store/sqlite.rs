@@ -199,8 +199,15 @@ impl ObjectStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("SELECT 1").execute(&self.pool),
+        )
+        .await
+        {
+            Ok(r) => r.map(|_| ()).map_err(Into::into),
+            Err(_) => Err(StoreError::Unavailable("ready probe timed out".into())),
+        }
     }
 
     async fn insert_object(&self, n: &NewObject) -> Result<i64, StoreError> {

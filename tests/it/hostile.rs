@@ -287,3 +287,63 @@ crate::on_both_databases!(
     sweeper_fails_unfinished_rows,
     unfinished_rows_older_than_a_deadline_are_failed
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_ledger_is_503_50302_not_ready_and_leaves_no_orphan_row() {
+    let Some(db) = postgres().await else { return };
+    let db = Arc::new(db);
+    let (_fake, url) = fake_lke().await;
+    let mut c = base_config(&db);
+    enable_tencent(&mut c, &url);
+    let s = Server::start(db.clone(), c).await;
+    let q = "type=1&extension=pdf&isNeedCallback=1&uploadModule=directorytemp";
+    assert_eq!(
+        s.sts("alice", q).await.status,
+        200,
+        "issues before the lock"
+    );
+    let ready = s.get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+
+    // Another session holds the table in ACCESS EXCLUSIVE mode.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE objects IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let a = s.sts("alice", q).await;
+    assert_eq!((a.status, a.code()), (503, 50302), "{}", a.text);
+    assert!(a.headers.get("retry-after").is_some(), "no Retry-After");
+    assert!(
+        t0.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t0.elapsed()
+    );
+    let ready = s.get("/readyz", None).await;
+    assert_eq!(
+        ready.status, 503,
+        "ready while the ledger cannot be written"
+    );
+    lock.rollback().await.unwrap();
+
+    // After the lock: ready again, and the refused issuance left no row behind.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.get("/readyz", None).await.status, 200);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM objects")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows, 1,
+        "only the issuance before the lock is in the ledger"
+    );
+    assert_eq!(
+        s.sts("alice", q).await.status,
+        200,
+        "recovers without restart"
+    );
+    pool.close().await;
+    s.stop().await;
+}
