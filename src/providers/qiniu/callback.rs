@@ -514,7 +514,7 @@ mod tests {
     // callback URL still verifies; the same signature for another path does not.
     #[test]
     fn public_callback_url_is_the_fallback() {
-        use crate::providers::qiniu::form::CALLBACK_BODY_TYPE;
+        use crate::providers::qiniu::sts::CALLBACK_BODY_TYPE;
         use axum::http::{HeaderMap, HeaderValue};
         let (p, s) = (public(), signer());
         let body = "objectId=1&resourceType=2&bucket=stsgate-demo&object=k.png";

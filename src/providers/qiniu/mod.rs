@@ -17,6 +17,7 @@ pub mod callback;
 pub mod config;
 pub mod form;
 pub mod sign;
+pub mod sts;
 
 use async_trait::async_trait;
 use axum::http::header::AUTHORIZATION;
@@ -25,8 +26,8 @@ use secrecy::SecretString;
 
 use self::callback::{CallbackError, PublicUrl};
 use self::config::QiniuConfig;
-use self::form::MAX_SCOPE_KEY_BYTES;
 use self::sign::Signer;
+use self::sts::MAX_SCOPE_KEY_BYTES;
 use super::registry::{Cloud, Context, ProvidersConfig};
 use super::{
     CallbackInput, CallbackOverride, CallbackRefused, CloudType, CredentialProvider, IssueRequest,
@@ -73,8 +74,8 @@ impl QiniuProvider {
         let callback_body = req
             .callback
             .as_ref()
-            .map(|c| form::callback_body(c.object_id, c.resource_type));
-        let policy = form::put_policy(&self.bucket, req, expiration, callback_body.as_deref());
+            .map(|c| sts::callback_body(c.object_id, c.resource_type));
+        let policy = sts::put_policy(&self.bucket, req, expiration, callback_body.as_deref());
         let token = self.signer.upload_token(&policy);
         let form = form::form(&self.upload_host, key, &token);
         Ok(Issued {
