@@ -302,3 +302,50 @@ async fn handle(State(fake): State<Arc<FakeLke>>, headers: HeaderMap, body: Byte
     }}))
     .into_response()
 }
+
+/// Checks a COS POST Object form as COS does, with the fake's own code: `q-signature` is
+/// `hex(HMAC-SHA1(hex(HMAC-SHA1(secret, q-key-time)), hex(SHA1(decoded policy))))`, and the
+/// policy's `q-ak`, `q-sign-time`, `key` and `x-cos-security-token` conditions match the
+/// fields. `Err` says what does not hold.
+pub fn verify_cos_post(secret_key: &str, fields: &Value) -> Result<(), String> {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use sha1::{Digest as _, Sha1};
+    let field = |n: &str| {
+        fields[n]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(format!("no {n}"))
+    };
+    let policy = base64::engine::general_purpose::STANDARD
+        .decode(field("policy")?)
+        .map_err(|_| "policy is not base64".to_string())?;
+    let key_time = field("q-key-time")?;
+    let mac = |key: &[u8], msg: &[u8]| {
+        let mut m = Hmac::<Sha1>::new_from_slice(key).unwrap();
+        m.update(msg);
+        hex::encode(m.finalize().into_bytes())
+    };
+    let sign_key = mac(secret_key.as_bytes(), key_time.as_bytes());
+    let want = mac(
+        sign_key.as_bytes(),
+        hex::encode(Sha1::digest(&policy)).as_bytes(),
+    );
+    if field("q-signature")? != want {
+        return Err("SignatureDoesNotMatch".into());
+    }
+    let doc: Value = serde_json::from_slice(&policy).map_err(|_| "policy is not JSON")?;
+    let conditions = doc["conditions"].as_array().ok_or("no conditions")?;
+    for (cond, name) in [
+        ("q-ak", "q-ak"),
+        ("q-sign-time", "q-key-time"),
+        ("key", "key"),
+        ("x-cos-security-token", "x-cos-security-token"),
+    ] {
+        let value = field(name)?;
+        if !conditions.contains(&json!({ cond: value })) {
+            return Err(format!("policy does not pin {cond}"));
+        }
+    }
+    Ok(())
+}

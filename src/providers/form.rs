@@ -165,6 +165,12 @@ impl PostPolicy {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.000Z`, the `expiration` format of OSS and COS POST policies.
+pub fn policy_time(unix: i64) -> String {
+    let s = crate::clock::rfc3339(unix);
+    format!("{}.000Z", s.trim_end_matches('Z'))
+}
+
 /// `{"expiration":"…","conditions":[…]}`, compact, in that order.
 pub fn policy_json(expiration: &str, conditions: &[Value]) -> String {
     #[derive(serde::Serialize)]

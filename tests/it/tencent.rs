@@ -50,12 +50,15 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
         "serverTime",
         "objectId",
         "callbackInfo",
+        "policy",
+        "signature",
+        "form",
     ]
     .into_iter()
     .collect();
     assert_eq!(
         keys, want,
-        "exactly the docs/contract.md §1.3 fields; no form for LKE"
+        "exactly the docs/contract.md §1.3 fields, with the COS POST form"
     );
     let issued = fake.issued();
     assert_eq!(issued.len(), 1);
@@ -68,6 +71,22 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
     );
     assert_eq!(d["bucket"], "lke-offline-1250000000");
     assert_eq!(d["region"], "ap-guangzhou");
+    // The COS POST form: for exactly the granted key, signed with the temporary key (checked
+    // by the fake's own COS signature code), refused after a one-byte change.
+    let form = &d["form"];
+    assert_eq!(
+        form["url"],
+        "https://lke-offline-1250000000.cos.ap-guangzhou.myqcloud.com/"
+    );
+    let fields = &form["fields"];
+    assert_eq!(fields["key"], d["relativePath"]);
+    assert_eq!(fields["q-ak"], issued[0].tmp_secret_id.as_str());
+    assert_eq!(fields["x-cos-security-token"], issued[0].token.as_str());
+    assert_eq!(d["signature"], fields["q-signature"]);
+    tencent::verify_cos_post(&issued[0].tmp_secret_key, fields).unwrap();
+    let mut altered = fields.clone();
+    altered["key"] = serde_json::json!(format!("{}x", fields["key"].as_str().unwrap()));
+    assert!(tencent::verify_cos_post(&issued[0].tmp_secret_key, &altered).is_err());
     assert_eq!(d["endpoint"], "https://cos.ap-guangzhou.myqcloud.com");
     for t in ["expiration", "startTime", "serverTime"] {
         let v = d[t].as_str().unwrap();

@@ -6,14 +6,9 @@
 //! The form posts to the bucket's own host, always virtual-host style ([`bucket_url`]), also
 //! for an IP endpoint (unlike [`crate::providers::form::bucket_url`]).
 
+pub use crate::providers::form::policy_time;
 use crate::providers::form::{sign_policy_hmac_sha1, PostPolicy, SignedPolicy};
 use crate::providers::{Form, TempCredentials};
-
-/// `YYYY-MM-DDTHH:MM:SS.000Z`, the PostObject policy's `expiration` format.
-pub fn policy_time(unix: i64) -> String {
-    let s = crate::clock::rfc3339(unix);
-    format!("{}.000Z", s.trim_end_matches('Z'))
-}
 
 /// The bucket host URL for PostObject: `{scheme}://{bucket}.{endpoint host}[:port]`.
 pub fn bucket_url(endpoint: &str, bucket: &str) -> String {

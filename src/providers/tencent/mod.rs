@@ -8,6 +8,7 @@
 //! With Redis the pool is shared by all replicas ([`pool`]).
 
 pub mod config;
+pub mod form;
 mod pool;
 pub mod sign;
 pub mod sts;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use secrecy::ExposeSecret as _;
 use tokio::time::Instant;
 
 use self::config::TencentConfig;
@@ -247,8 +249,21 @@ impl CredentialProvider for TencentProvider {
             }
         };
         inner.schedule_refill(key, slot);
-        // LKE offers no browser form (so this folder has no form.rs).
         let relative_path = sts::object_key(&cred.upload_path).to_string();
+        let form = form::cos_post_form(&form::CosPost {
+            access_key_id: &cred.cred.access_key_id,
+            secret_key: cred.cred.secret_access_key.expose_secret(),
+            security_token: cred.cred.security_token.expose_secret(),
+            bucket: &cred.bucket,
+            region: &cred.region,
+            key: &relative_path,
+            start: cred
+                .cred
+                .start_time
+                .unwrap_or_else(|| inner.clock.now_unix()),
+            end: cred.cred.expiration,
+            max_bytes: req.max_bytes,
+        });
         Ok(Issued {
             endpoint: sts::cos_endpoint(&cred.region),
             bucket: cred.bucket,
@@ -259,7 +274,7 @@ impl CredentialProvider for TencentProvider {
             security_token: cred.cred.security_token,
             expiration: cred.cred.expiration,
             start_time: cred.cred.start_time,
-            form: None,
+            form: Some(form),
             callback: None,
         })
     }
