@@ -183,7 +183,8 @@ async fn main() {
     let time = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let form = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fuploader&RoleSessionName=bench";
     let sigv4 = per_op(5_000 * scale, || {
-        use stsgate::providers::aws::sign::*;
+        use stsgate::providers::aws::sign::FORM_CONTENT_TYPE;
+        use stsgate::providers::sigv4::{sign_request, SigV4Key, SigV4Request};
         std::hint::black_box(
             sign_request(
                 SigV4Key {

@@ -6,28 +6,27 @@
 //! `relativePath`, or its folder with `isDir`), then signs a browser POST form with the
 //! temporary credentials. `expiration` is the `Expiration` STS returned.
 //!
-//! The SigV4 signer in [`sign`] is shared with KSyun.
+//! Request signing is the shared SigV4 wrapper ([`crate::providers::sigv4`], also used by
+//! KSyun); [`sign`] holds the AWS-only schemes (S3 presigning, the POST policy signature).
 
-pub mod api;
 pub mod config;
+pub mod form;
 pub mod sign;
+pub mod sts;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use secrecy::SecretString;
 
-use self::api::{AssumedCredentials, Condition, PostFormInput};
 use self::config::AwsConfig;
 use self::sign::FORM_CONTENT_TYPE;
 use super::http::{send, Upstream};
-use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
-use crate::clock::{rfc3339, Clock};
-use crate::cluster::Cluster;
-use crate::metrics::Metrics;
-use crate::providers::sigv4::{sign_request, SigV4Key, SigV4Request};
-use crate::providers::CloudType;
+use super::registry::{Cloud, Context, ProvidersConfig};
+use super::sigv4::{sign_request, SigV4Key, SigV4Request};
+use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError, TempCredentials};
+use crate::clock::Clock;
+use crate::config::ConfigError;
 
 /// The AWS / S3-compatible provider.
 #[derive(Clone)]
@@ -48,7 +47,9 @@ struct Inner {
     cfg: AwsConfig,
     sts_url: String,
     sts_region: String,
+    /// S3 service endpoint (never contains the bucket).
     endpoint: String,
+    /// The browser POST URL.
     form_url: String,
     partition: String,
     duration_secs: u64,
@@ -60,59 +61,19 @@ fn system_time(unix: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64)
 }
 
-impl AwsProvider {
-    /// Builds the provider from its (enabled, validated) section; `upload_duration_secs`
-    /// is the lifetime to request when the section sets none.
-    pub fn new_legacy(
-        cfg: AwsConfig,
-        upload_duration_secs: u64,
-        clock: Arc<dyn Clock>,
-        metrics: Metrics,
-        cluster: Option<&Cluster>,
-    ) -> Result<Self, String> {
-        let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
-            .map_err(|_| "providers.aws.sts_endpoint is not a URL".to_string())?
-            .to_string();
-        let upstream = Upstream::new(
-            "aws",
-            cfg.rate_limit_per_sec,
-            cfg.connect_timeout_ms,
-            cfg.timeout_ms,
-            metrics,
-            cluster,
-        );
-        Ok(AwsProvider {
-            inner: Arc::new(Inner {
-                sts_url,
-                sts_region: cfg.sts_signing_region(),
-                endpoint: api::s3_endpoint(&cfg.s3_endpoint, &cfg.region),
-                form_url: api::bucket_url(
-                    &cfg.s3_endpoint,
-                    &cfg.region,
-                    &cfg.bucket,
-                    cfg.path_style,
-                ),
-                partition: api::partition(&cfg.role_arn).to_string(),
-                duration_secs: cfg.duration_secs.unwrap_or(upload_duration_secs),
-                upstream,
-                clock,
-                cfg,
-            }),
-        })
-    }
-}
-
 impl Inner {
     /// One signed `AssumeRole` call (one send, no retry), signed at the current time.
-    async fn assume_role_once(
+    async fn fetch_once(
         &self,
         body: &str,
         timeout: Duration,
-    ) -> Result<AssumedCredentials, ProviderError> {
+    ) -> Result<TempCredentials, ProviderError> {
+        let ak = self.cfg.access_key_id.expose();
+        let sk = self.cfg.secret_access_key.expose();
         let signed = sign_request(
             SigV4Key {
-                access_key_id: self.cfg.access_key_id.expose(),
-                secret_access_key: self.cfg.secret_access_key.expose(),
+                access_key_id: ak,
+                secret_access_key: sk,
                 session_token: None,
             },
             &SigV4Request {
@@ -137,138 +98,111 @@ impl Inner {
             req = req.header(name, value);
         }
         let (status, bytes) = send(req).await?;
-        api::parse_assume_role(status, &bytes).map_err(|e| self.scrub(e))
-    }
-
-    /// Drops an upstream message that quotes one of our own keys (belt and braces: STS
-    /// does not, but an S3-compatible store might).
-    fn scrub(&self, e: ProviderError) -> ProviderError {
-        match e {
-            ProviderError::Refused {
-                code,
-                message,
-                retryable,
-            } => {
-                let leaks = [
-                    self.cfg.access_key_id.expose(),
-                    self.cfg.secret_access_key.expose(),
-                ]
-                .iter()
-                .any(|s| !s.is_empty() && message.contains(s));
-                ProviderError::Refused {
-                    code,
-                    message: if leaks { String::new() } else { message },
-                    retryable,
-                }
-            }
-            other => other,
-        }
+        let cred = sts::parse(status, &bytes, &[ak, sk])?;
+        let meta = sts::metadata(&bytes);
+        tracing::debug!(
+            packed_policy_size = meta.packed_policy_size,
+            request_id = %meta.request_id,
+            "STS AssumeRole answered"
+        );
+        Ok(cred)
     }
 }
 
-impl crate::providers::registry::Cloud for AwsProvider {
+impl Cloud for AwsProvider {
     const TYPE: CloudType = CloudType::Aws;
     type Config = AwsConfig;
-    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &AwsConfig {
+
+    fn section(providers: &ProvidersConfig) -> &AwsConfig {
         &providers.aws
     }
-    fn new(
-        cfg: AwsConfig,
-        ctx: &crate::providers::registry::Context<'_>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Self::new_legacy(
-            cfg,
-            ctx.config.upload.duration_secs,
-            ctx.clock.clone(),
-            ctx.metrics.clone(),
-            ctx.cluster,
-        )
-        .map_err(crate::config::ConfigError)
+
+    fn new(cfg: AwsConfig, ctx: &Context<'_>) -> Result<Self, ConfigError> {
+        let sts_url = reqwest::Url::parse(&cfg.sts_endpoint)
+            .map_err(|_| ConfigError("providers.aws.sts_endpoint is not a URL".into()))?
+            .to_string();
+        let duration_secs = ctx.duration_secs(cfg.duration_secs, sts::DURATION_RANGE);
+        let upstream = ctx.upstream(
+            "aws",
+            cfg.rate_limit_per_sec,
+            cfg.connect_timeout_ms,
+            cfg.timeout_ms,
+        );
+        Ok(AwsProvider {
+            inner: Arc::new(Inner {
+                sts_url,
+                sts_region: cfg.sts_signing_region(),
+                endpoint: sts::s3_endpoint(&cfg.s3_endpoint, &cfg.region),
+                form_url: form::bucket_url(
+                    &cfg.s3_endpoint,
+                    &cfg.region,
+                    &cfg.bucket,
+                    cfg.path_style,
+                ),
+                partition: sts::partition(&cfg.role_arn).to_string(),
+                duration_secs,
+                upstream,
+                clock: ctx.clock.clone(),
+                cfg,
+            }),
+        })
     }
 }
 
 #[async_trait]
 impl CredentialProvider for AwsProvider {
     fn cloud_type(&self) -> CloudType {
-        CloudType::Aws
+        Self::TYPE
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
         let key = req.planned_key.as_str();
-        let policy = api::session_policy(&inner.partition, &cfg.bucket, key, req.is_dir);
-        if policy.len() > api::MAX_SESSION_POLICY_CHARS {
+        let policy = sts::session_policy(&inner.partition, &cfg.bucket, key, req.is_dir);
+        if policy.len() > sts::MAX_SESSION_POLICY_CHARS {
             // Unreachable with the validated key layout (see the packed-length test).
             return Err(ProviderError::Unusable(
                 "session policy exceeds 2048 characters".into(),
             ));
         }
-        let body = api::assume_role_body(
+        let body = sts::assume_role_body(
             &cfg.role_arn,
-            &api::role_session_name(&req.sub),
+            &sts::role_session_name(&req.sub),
             inner.duration_secs,
             &policy,
         );
-        let creds: AssumedCredentials = inner
+        let cred = inner
             .upstream
-            .call(req.deadline, |t| inner.assume_role_once(&body, t))
+            .call(req.deadline, |t| inner.fetch_once(&body, t))
             .await?;
-        tracing::debug!(
-            packed_policy_size = creds.packed_policy_size,
-            request_id = %creds.request_id,
-            "STS AssumeRole answered"
-        );
-
         // The browser form: signed with the temporary keys, valid as long as they are.
-        let form_key = if req.is_dir {
-            format!("{key}${{filename}}")
-        } else {
-            key.to_string()
-        };
-        let expiration = rfc3339(creds.expiration);
-        let conditions = [
-            Condition::LengthRange(0, req.max_bytes),
-            // Lets a browser set the stored Content-Type; the key stays pinned.
-            Condition::StartsWith("Content-Type".into(), String::new()),
-        ];
-        let form = api::post_form(&PostFormInput {
-            url: &inner.form_url,
-            bucket: &cfg.bucket,
-            key: &form_key,
-            access_key_id: &creds.access_key_id,
-            secret_access_key: creds.expose_secret_access_key(),
-            session_token: Some(creds.expose_session_token()),
-            region: &cfg.region,
-            time: system_time(inner.clock.now_unix()),
-            expiration: &expiration,
-            conditions: &conditions,
-            extra_fields: &[],
-        });
-        Ok(Issued {
-            secret_access_key: SecretString::from(creds.expose_secret_access_key().to_string()),
-            security_token: SecretString::from(creds.expose_session_token().to_string()),
-            access_key_id: creds.access_key_id,
-            bucket: cfg.bucket.clone(),
-            endpoint: inner.endpoint.clone(),
-            region: cfg.region.clone(),
-            relative_path: key.to_string(),
-            expiration: creds.expiration,
-            start_time: None,
-            form: Some(Form {
-                url: form.url,
-                fields: form.fields,
-                policy: form.policy,
-                signature: form.signature,
-            }),
-            callback: None,
-        })
+        let form = form::form(
+            &cred,
+            cfg,
+            &inner.form_url,
+            key,
+            req.is_dir,
+            req.max_bytes,
+            system_time(inner.clock.now_unix()),
+        );
+        Ok(Issued::temporary(
+            cred,
+            &cfg.bucket,
+            &inner.endpoint,
+            &cfg.region,
+            key,
+            form,
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
 
     fn cfg() -> AwsConfig {
         AwsConfig {
@@ -280,16 +214,22 @@ mod tests {
         }
     }
 
+    /// The provider built as the registry builds it.
+    fn build(cfg: AwsConfig, config: &Config) -> Result<AwsProvider, ConfigError> {
+        AwsProvider::new(
+            cfg,
+            &Context {
+                config,
+                clock: Arc::new(SystemClock),
+                metrics: Metrics::new(),
+                cluster: None,
+            },
+        )
+    }
+
     #[test]
     fn debug_shows_no_key() {
-        let p = AwsProvider::new_legacy(
-            cfg(),
-            3600,
-            Arc::new(crate::clock::SystemClock),
-            Metrics::new(),
-            None,
-        )
-        .unwrap();
+        let p = build(cfg(), &Config::default()).unwrap();
         let dbg = format!("{p:?}");
         assert!(
             !dbg.contains("AKIDSECRETID") && !dbg.contains("s3cr3t"),
@@ -299,38 +239,26 @@ mod tests {
         assert_eq!(p.inner.endpoint, "https://s3.us-east-1.amazonaws.com");
         assert_eq!(p.inner.form_url, "https://b.s3.amazonaws.com/");
         assert_eq!(p.inner.sts_url, "https://sts.amazonaws.com/");
+        assert_eq!(p.inner.partition, "aws");
     }
 
     #[test]
-    fn scrub_drops_messages_that_quote_our_keys() {
-        let p = AwsProvider::new_legacy(
-            cfg(),
-            3600,
-            Arc::new(crate::clock::SystemClock),
-            Metrics::new(),
-            None,
-        )
-        .unwrap();
-        let e = p.inner.scrub(ProviderError::Refused {
-            code: "InvalidClientTokenId".into(),
-            message: "key AKIDSECRETID is unknown".into(),
-            retryable: false,
-        });
+    fn duration_is_the_section_s_else_upload_s() {
+        let mut config = Config::default();
+        config.upload.duration_secs = 1800;
+        assert_eq!(build(cfg(), &config).unwrap().inner.duration_secs, 1800);
+        let with = AwsConfig {
+            duration_secs: Some(7200),
+            ..cfg()
+        };
+        assert_eq!(build(with, &config).unwrap().inner.duration_secs, 7200);
+        let bad = AwsConfig {
+            sts_endpoint: "not a url".into(),
+            ..cfg()
+        };
         assert_eq!(
-            e,
-            ProviderError::Refused {
-                code: "InvalidClientTokenId".into(),
-                message: String::new(),
-                retryable: false
-            }
-        );
-        let kept = p.inner.scrub(ProviderError::Refused {
-            code: "AccessDenied".into(),
-            message: "not authorized".into(),
-            retryable: false,
-        });
-        assert!(
-            matches!(kept, ProviderError::Refused { message, .. } if message == "not authorized")
+            build(bad, &config).unwrap_err().0,
+            "providers.aws.sts_endpoint is not a URL"
         );
     }
 }

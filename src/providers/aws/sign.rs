@@ -14,9 +14,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 
-/// The shared request signer, re-exported so `aws::sign` callers outside the crate (the
-/// `broker` benchmark) keep their path.
-pub use crate::providers::sigv4::{sign_request, SigV4Key, SigV4Request};
+use crate::providers::sigv4::{SigV4Key, SigV4Request};
 
 /// Content-Type of the STS query protocol.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";

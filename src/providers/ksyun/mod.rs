@@ -11,24 +11,22 @@
 //! algorithm is not published): `callbackInfo` is the literal body the client POSTs back
 //! with its JWT.
 
-pub mod api;
 pub mod config;
+pub mod form;
 pub mod sign;
+pub mod sts;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use secrecy::SecretString;
 
-use self::api::KsyunCredential;
 use self::config::KsyunConfig;
 use super::http::{send, Upstream};
-use super::{CredentialProvider, Form, IssueRequest, Issued, ProviderError};
+use super::registry::{Cloud, Context, ProvidersConfig};
+use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError, TempCredentials};
 use crate::clock::Clock;
-use crate::cluster::Cluster;
-use crate::metrics::Metrics;
-use crate::providers::CloudType;
+use crate::config::ConfigError;
 
 /// The KSyun provider.
 #[derive(Clone)]
@@ -51,62 +49,28 @@ struct Inner {
     sts_url: String,
     /// KS3 service endpoint (never the bucket).
     ks3_endpoint: String,
+    /// The browser POST URL (bucket host).
+    form_url: String,
     /// Requested `DurationSeconds`.
     duration_secs: u64,
     upstream: Upstream,
     clock: Arc<dyn Clock>,
 }
 
-impl KsyunProvider {
-    /// Builds the provider from its (enabled) section; `default_duration_secs` is
-    /// `upload.duration_secs`, used when the section sets none (kept within 900–86400).
-    pub fn new_legacy(
-        cfg: KsyunConfig,
-        default_duration_secs: u64,
-        clock: Arc<dyn Clock>,
-        metrics: Metrics,
-        cluster: Option<&Cluster>,
-    ) -> Result<Self, String> {
-        // Validated by the config (scheme and host only); the path is `/`.
-        let url = reqwest::Url::parse(&cfg.sts_endpoint)
-            .map_err(|_| "providers.ksyun.sts_endpoint is not a URL".to_string())?;
-        let duration_secs = cfg
-            .duration_secs
-            .unwrap_or(default_duration_secs)
-            .clamp(api::MIN_DURATION_SECS, api::MAX_DURATION_SECS);
-        let upstream = Upstream::new(
-            "ksyun",
-            cfg.rate_limit_per_sec,
-            cfg.connect_timeout_ms,
-            cfg.timeout_ms,
-            metrics,
-            cluster,
-        );
-        Ok(KsyunProvider {
-            inner: Arc::new(Inner {
-                sts_url: url.to_string(),
-                ks3_endpoint: api::ks3_endpoint(&cfg.ks3_endpoint),
-                duration_secs,
-                upstream,
-                clock,
-                cfg,
-            }),
-        })
-    }
-}
-
 impl Inner {
     /// One signed `AssumeRole` call (one send, no retry).
-    async fn assume_role_once(
+    async fn fetch_once(
         &self,
         body: &str,
         timeout: Duration,
-    ) -> Result<KsyunCredential, ProviderError> {
+    ) -> Result<TempCredentials, ProviderError> {
+        let ak = self.cfg.access_key_id.expose();
+        let sk = self.cfg.secret_access_key.expose();
         let now = SystemTime::UNIX_EPOCH
             + Duration::from_secs(self.clock.now_unix().max(0).unsigned_abs());
         let headers = sign::sign_assume_role_form(
-            self.cfg.access_key_id.expose(),
-            self.cfg.secret_access_key.expose(),
+            ak,
+            sk,
             &self.sts_url,
             body.as_bytes(),
             &self.cfg.region,
@@ -125,94 +89,81 @@ impl Inner {
             req = req.header(name, value);
         }
         let (status, bytes) = send(req).await?;
-        api::parse_assume_role(status, &bytes)
-    }
-
-    /// The browser POST form for `key`, signed with the long-term key (KS3 V2 POST).
-    fn form(&self, key: &str, is_dir: bool, max_bytes: u64, expiration: i64) -> Form {
-        let policy_json = api::post_policy(&self.cfg.bucket, key, is_dir, max_bytes, expiration);
-        let policy = sign::post_policy_base64(&policy_json);
-        let signature = sign::post_signature(self.cfg.secret_access_key.expose(), &policy);
-        Form {
-            url: api::bucket_url(&self.ks3_endpoint, &self.cfg.bucket),
-            fields: vec![
-                // A folder: KS3 expands `${filename}` before matching `starts-with`.
-                (
-                    "key".into(),
-                    if is_dir {
-                        format!("{key}${{filename}}")
-                    } else {
-                        key.to_string()
-                    },
-                ),
-                (
-                    "KSSAccessKeyId".into(),
-                    self.cfg.access_key_id.expose().to_string(),
-                ),
-                ("Policy".into(), policy.clone()),
-                ("Signature".into(), signature.clone()),
-            ],
-            policy,
-            signature,
-        }
+        sts::parse(status, &bytes, &[ak, sk])
     }
 }
 
-impl crate::providers::registry::Cloud for KsyunProvider {
+impl Cloud for KsyunProvider {
     const TYPE: CloudType = CloudType::Ksyun;
     type Config = KsyunConfig;
-    fn section(providers: &crate::providers::registry::ProvidersConfig) -> &KsyunConfig {
+
+    fn section(providers: &ProvidersConfig) -> &KsyunConfig {
         &providers.ksyun
     }
-    fn new(
-        cfg: KsyunConfig,
-        ctx: &crate::providers::registry::Context<'_>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Self::new_legacy(
-            cfg,
-            ctx.config.upload.duration_secs,
-            ctx.clock.clone(),
-            ctx.metrics.clone(),
-            ctx.cluster,
-        )
-        .map_err(crate::config::ConfigError)
+
+    fn new(cfg: KsyunConfig, ctx: &Context<'_>) -> Result<Self, ConfigError> {
+        // Validated by the config (scheme and host only); the path is `/`.
+        let url = reqwest::Url::parse(&cfg.sts_endpoint)
+            .map_err(|_| ConfigError("providers.ksyun.sts_endpoint is not a URL".into()))?;
+        let ks3_endpoint = sts::ks3_endpoint(&cfg.ks3_endpoint);
+        let form_url = form::bucket_url(&ks3_endpoint, &cfg.bucket);
+        let duration_secs = ctx.duration_secs(cfg.duration_secs, sts::DURATION_RANGE);
+        let upstream = ctx.upstream(
+            "ksyun",
+            cfg.rate_limit_per_sec,
+            cfg.connect_timeout_ms,
+            cfg.timeout_ms,
+        );
+        Ok(KsyunProvider {
+            inner: Arc::new(Inner {
+                sts_url: url.to_string(),
+                ks3_endpoint,
+                form_url,
+                duration_secs,
+                upstream,
+                clock: ctx.clock.clone(),
+                cfg,
+            }),
+        })
     }
 }
 
 #[async_trait]
 impl CredentialProvider for KsyunProvider {
     fn cloud_type(&self) -> CloudType {
-        CloudType::Ksyun
+        Self::TYPE
     }
 
     async fn issue(&self, req: &IssueRequest) -> Result<Issued, ProviderError> {
         let inner = &self.inner;
         let key = req.planned_key.as_str();
-        let policy = api::session_policy(&inner.cfg.bucket, key, req.is_dir)
+        let policy = sts::session_policy(&inner.cfg.bucket, key, req.is_dir)
             .map_err(ProviderError::InvalidRequest)?;
-        let body = api::assume_role_body(
+        let body = sts::assume_role_body(
             &inner.cfg.role_krn,
-            &api::session_name(req.object_id),
+            &sts::session_name(req.object_id),
             inner.duration_secs,
             Some(&policy),
         );
         let cred = inner
             .upstream
-            .call(req.deadline, |t| inner.assume_role_once(&body, t))
+            .call(req.deadline, |t| inner.fetch_once(&body, t))
             .await?;
-        let form = inner.form(key, req.is_dir, req.max_bytes, cred.expiration);
-        Ok(Issued {
-            access_key_id: cred.access_key_id.clone(),
-            secret_access_key: SecretString::from(cred.expose_secret_access_key().to_string()),
-            security_token: SecretString::from(cred.expose_security_token().to_string()),
-            bucket: inner.cfg.bucket.clone(),
-            endpoint: inner.ks3_endpoint.clone(),
-            region: inner.cfg.region.clone(),
-            relative_path: key.to_string(),
-            expiration: cred.expiration,
-            start_time: None,
-            form: Some(form),
-            callback: None,
-        })
+        let form = form::form(
+            &inner.cfg,
+            &inner.form_url,
+            key,
+            req.is_dir,
+            req.max_bytes,
+            cred.expiration,
+        );
+        Ok(Issued::temporary(
+            cred,
+            &inner.cfg.bucket,
+            &inner.ks3_endpoint,
+            &inner.cfg.region,
+            key,
+            form,
+        ))
     }
 }
