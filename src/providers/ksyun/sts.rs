@@ -148,6 +148,33 @@ pub fn is_retryable(status: u16, code: &str) -> bool {
 /// How errors name this answer.
 const KSYUN_STS: Answer = Answer("KSyun STS");
 
+/// KSyun's answers are not documented to keep keys out of their messages, so before the
+/// shared scrubber ([`ProviderError::refused`]) any run of 16 or more key-like characters
+/// (`A-Za-z0-9+/=_-`) becomes `<redacted>`: an echoed temporary key id, token or signature
+/// never reaches a log either.
+pub fn safe_message(message: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() >= 16 {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in message.chars() {
+        if c.is_ascii_alphanumeric() || "+/=_-".contains(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(if c.is_control() { ' ' } else { c });
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// Parses an `AssumeRole` answer (any HTTP status) into credentials or the error it carries.
 /// `secrets` are scrubbed from any error text the cloud sends back. Error messages name
 /// fields, never their values.
@@ -174,7 +201,7 @@ pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<TempCredentia
         let message = err.get("Message").and_then(Value::as_str).unwrap_or("");
         return Err(ProviderError::refused(
             code,
-            message,
+            &safe_message(message),
             is_retryable(status, code),
             secrets,
         ));
@@ -605,6 +632,22 @@ mod tests {
         fn rfc3339_round_trips(unix in 0i64..4_102_444_800) {
             let text = crate::clock::rfc3339(unix);
             prop_assert_eq!(expiration_unix(&Value::String(text)), Some(unix));
+        }
+
+        #[test]
+        fn refusals_hold_no_long_token(s in "\\PC{0,300}") {
+            let body = json!({"Error": {"Code": "InvalidParameter", "Message": s}});
+            let Err(ProviderError::Refused { message: m, .. }) =
+                parse(400, &serde_json::to_vec(&body).unwrap(), &[])
+            else {
+                return Err(TestCaseError::fail("not refused"));
+            };
+            prop_assert!(m.chars().count() <= 160);
+            let mut run = 0;
+            for c in m.chars() {
+                if c.is_ascii_alphanumeric() || "+/=_-".contains(c) { run += 1; } else { run = 0; }
+                prop_assert!(run < 16, "{}", m);
+            }
         }
 
         #[test]
