@@ -15,6 +15,16 @@ use super::ProviderError;
 pub struct Answer(pub &'static str);
 
 impl Answer {
+    /// A body that is not the cloud's documented envelope: on a 2xx, `"{call} answered HTTP
+    /// {status} {what}"`; otherwise the HTTP status alone ([`ProviderError::http_status`]).
+    pub fn shapeless(self, status: u16, what: &str) -> ProviderError {
+        if (200..300).contains(&status) {
+            ProviderError::Unusable(format!("{} answered HTTP {status} {what}", self.0))
+        } else {
+            ProviderError::http_status(status)
+        }
+    }
+
     /// `"{call} answer lacks {field}"`.
     pub fn missing(self, field: &str) -> ProviderError {
         ProviderError::Unusable(format!("{} answer lacks {field}", self.0))
@@ -85,6 +95,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn shapeless_names_the_status_on_2xx_and_is_the_status_otherwise() {
+        assert_eq!(
+            Answer("LKE").shapeless(200, "with a body that is not a JSON object"),
+            ProviderError::Unusable(
+                "LKE answered HTTP 200 with a body that is not a JSON object".into()
+            )
+        );
+        assert_eq!(
+            Answer("LKE").shapeless(503, "x"),
+            ProviderError::http_status(503)
+        );
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

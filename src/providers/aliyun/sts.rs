@@ -178,13 +178,7 @@ const STS: Answer = Answer("Aliyun STS");
 /// name fields, never their values.
 pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<TempCredentials, ProviderError> {
     let ok = (200..300).contains(&status);
-    let shapeless = |what: &str| {
-        if ok {
-            ProviderError::Unusable(format!("Aliyun STS answered HTTP {status} {what}"))
-        } else {
-            ProviderError::http_status(status)
-        }
-    };
+    let shapeless = |what: &str| STS.shapeless(status, what);
     let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) else {
         return Err(shapeless("with a body that is not a JSON object"));
     };

@@ -160,9 +160,7 @@ pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<TempCredentia
         return Err(ProviderError::http_status(status));
     }
     let Some(Value::Object(root)) = value else {
-        return Err(ProviderError::Unusable(format!(
-            "IAM answered HTTP {status} with a body that is not a JSON object"
-        )));
+        return Err(IAM.shapeless(status, "with a body that is not a JSON object"));
     };
     let cred = root
         .get("credential")

@@ -180,15 +180,7 @@ pub fn safe_message(message: &str) -> String {
 /// fields, never their values.
 pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<TempCredentials, ProviderError> {
     let ok = (200..300).contains(&status);
-    let shapeless = || {
-        if ok {
-            ProviderError::Unusable(format!(
-                "KSyun STS answered HTTP {status} with an unrecognised body"
-            ))
-        } else {
-            ProviderError::http_status(status)
-        }
-    };
+    let shapeless = || KSYUN_STS.shapeless(status, "with an unrecognised body");
     let root: Map<String, Value> = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => m,
         _ => return Err(shapeless()),

@@ -116,13 +116,7 @@ const LKE: Answer = Answer("LKE");
 pub fn parse(status: u16, body: &[u8], secrets: &[&str]) -> Result<LkeCredential, ProviderError> {
     let ok = (200..300).contains(&status);
     // Anything that is not the documented envelope.
-    let shapeless = |what: &str| {
-        if ok {
-            ProviderError::Unusable(format!("LKE answered HTTP {status} {what}"))
-        } else {
-            ProviderError::http_status(status)
-        }
-    };
+    let shapeless = |what: &str| LKE.shapeless(status, what);
 
     let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) else {
         return Err(shapeless("with a body that is not a JSON object"));
