@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::{assert_failure_cases, Case};
-use stsgate_fakes::tencent::{self};
+use stsgate_fakes::tencent;
 use stsgate_fakes::Mode;
 
 const Q_PDF: &str = "type=1&extension=pdf&isNeedCallback=1&uploadModule=directorytemp";
