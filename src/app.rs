@@ -35,6 +35,8 @@ pub struct App {
     pub idem: IdemCache,
     /// The Redis connection replicas share; `None` when `[redis] url` is empty.
     pub cluster: Option<Cluster>,
+    /// The embedded object store, when it serves cloud type 2 (`[storage]`).
+    pub storage: Option<crate::storage::EmbeddedStore>,
 }
 
 impl std::fmt::Debug for App {
@@ -91,6 +93,32 @@ pub fn key_file_secret(config: &Config) -> Result<Option<String>, StartupError> 
     Ok(Some(secret))
 }
 
+/// Whether the embedded store runs under `config` (no `[providers.aws]`, or `mode = "on"`).
+pub fn storage_on(config: &Config) -> Result<bool, StartupError> {
+    let aws = crate::providers::registry::enabled_clouds(&config.providers)?
+        .contains(&crate::providers::CloudType::Aws);
+    Ok(config
+        .storage
+        .is_on(aws)
+        .map_err(crate::config::ConfigError)?)
+}
+
+/// Resolves the embedded store's server key from `./stsgate-store.key` (created on first
+/// use, mode 0600) when the store runs and no `storage.secret` is configured, so minted
+/// credentials stay valid across a restart.
+pub fn storage_key_file(config: &mut Config) -> Result<(), StartupError> {
+    if config.storage.secret.is_set() || !storage_on(config)? {
+        return Ok(());
+    }
+    let path = crate::providers::embedded::config::StorageConfig::key_file_path();
+    let (secret, created) = keyfile::load_or_create(&path).map_err(StartupError::Auth)?;
+    if created {
+        tracing::info!(path = %path.display(), "embedded store: generated its server key");
+    }
+    config.storage.secret = crate::secret::Secret::new(secret);
+    Ok(())
+}
+
 /// Connects the store, applies migrations, builds providers and the verifier.
 pub async fn build(
     config: Config,
@@ -107,7 +135,7 @@ pub async fn build(
 
 /// [`build`] with an explicit clock and metrics registry.
 pub async fn build_with(
-    config: Config,
+    mut config: Config,
     hs256_fallback: Option<String>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
@@ -120,6 +148,13 @@ pub async fn build_with(
             config.server.request_timeout_ms * 3 / 4,
         )),
     };
+    if storage_on(&config)? && !config.storage.secret.is_set() {
+        // No key file was resolved (a library caller): credentials last as long as the
+        // process.
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        config.storage.secret = crate::secret::Secret::new(hex::encode(key));
+    }
     let store = store::connect_with(&config.database.url, &options)
         .await
         .map_err(StartupError::Database)?;
@@ -131,6 +166,10 @@ pub async fn build_with(
         .map_err(StartupError::Redis)?;
     let providers = build_registry(&config, clock.clone(), &metrics, cluster.as_ref())?;
     let limiter = UserLimiter::new(config.server.per_user_rps);
+    let storage = providers
+        .get(crate::providers::CloudType::Aws)
+        .is_some_and(|p| p.records_uploads())
+        .then(|| crate::storage::EmbeddedStore::new(&config, store.clone(), clock.clone()));
     Ok(AppState(Arc::new(App {
         config,
         store,
@@ -141,5 +180,6 @@ pub async fn build_with(
         clock,
         idem: IdemCache::new(cluster.clone()),
         cluster,
+        storage,
     })))
 }

@@ -19,6 +19,8 @@
 //! - [`store`]: the ledger trait with SQLite and PostgreSQL implementations.
 //! - [`providers`]: the table of clouds (`registry`), one folder per cloud, and what they
 //!   share: budget, retrying HTTP driver, crypto, answer parsing, browser forms.
+//! - [`storage`]: the embedded S3-compatible object store (cloud type 2 with no cloud
+//!   account), on its own listener; its provider is `providers::embedded`.
 //! - [`cluster`]: the optional Redis connection replicas share (cluster-wide budget,
 //!   idempotent answers, Tencent pool) and its failure policy.
 
@@ -32,6 +34,7 @@ pub mod http;
 pub mod metrics;
 pub mod providers;
 pub mod secret;
+pub mod storage;
 pub mod store;
 pub mod upload;
 
@@ -62,6 +65,29 @@ pub async fn serve(
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(server_cfg.max_connections));
     let router = http::router(state.clone());
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let store_task = match &state.storage {
+        Some(store) => {
+            let st = &state.config.storage;
+            let store_listener = TcpListener::bind(&st.listen).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("storage.listen {}: {e}", st.listen))
+            })?;
+            tracing::info!(
+                listen = %store_listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                public_url = %st.public_url,
+                dir = %st.dir,
+                bucket = %st.bucket,
+                "embedded object store on (cloud type 2): for development and single-node use; \
+                 clustered deployments use a cloud or MinIO"
+            );
+            Some(tokio::spawn(store.clone().serve(
+                store_listener,
+                header_timeout,
+                grace,
+                rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let sweeper = tokio::spawn(expiry_sweeper(state.clone(), rx));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -113,6 +139,9 @@ pub async fn serve(
         );
     }
     sweeper.abort();
+    if let Some(task) = store_task {
+        let _ = tokio::time::timeout(grace, task).await;
+    }
     Ok(())
 }
 

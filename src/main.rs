@@ -66,8 +66,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             stsgate::init_tracing();
-            let config = load()?;
+            let mut config = load()?;
             let fallback = stsgate::app::key_file_secret(&config).map_err(|e| e.to_string())?;
+            stsgate::app::storage_key_file(&mut config).map_err(|e| e.to_string())?;
             let listen = config.server.listen.clone();
             let state = stsgate::app::build(config, fallback)
                 .await

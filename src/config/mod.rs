@@ -35,6 +35,8 @@ pub struct Config {
     pub upload: UploadConfig,
     /// `[providers.*]`
     pub providers: ProvidersConfig,
+    /// `[storage]`: the embedded object store.
+    pub storage: crate::providers::embedded::config::StorageConfig,
 }
 
 /// `[server]`
@@ -442,7 +444,15 @@ mod tests {
         assert_eq!(c.database.url, "sqlite://stsgate.db?mode=rwc");
         assert_eq!(c.upload.key_prefix, "test");
         assert_eq!(c.providers.tencent.rate_limit_per_sec, 90);
-        assert_eq!(c.validate().unwrap(), vec![]);
+        // Only the embedded store, serving cloud type 2.
+        assert_eq!(
+            c.validate().unwrap(),
+            vec![crate::providers::CloudType::Aws]
+        );
+        assert_eq!(c.storage.listen, "127.0.0.1:9000");
+        assert_eq!(c.storage.public_url, "http://127.0.0.1:9000");
+        assert_eq!(c.storage.dir, "./stsgate-data");
+        assert_eq!(c.storage.bucket, "local");
         assert!(c.auth.needs_key_file());
     }
 

@@ -18,7 +18,14 @@ impl Config {
         self.validate_redis().map_err(ConfigError)?;
         self.validate_auth()?;
         self.validate_upload()?;
-        enabled_clouds(&self.providers)
+        let mut clouds = enabled_clouds(&self.providers)?;
+        let aws = clouds.contains(&CloudType::Aws);
+        if self.storage.is_on(aws).map_err(ConfigError)? {
+            self.storage.validate().map_err(ConfigError)?;
+            clouds.push(CloudType::Aws);
+            clouds.sort();
+        }
+        Ok(clouds)
     }
 
     /// `[server]`.

@@ -208,6 +208,32 @@ pub fn sign_policy_hmac_sha1(secret: &str, policy_json: &str) -> SignedPolicy {
     SignedPolicy { policy, signature }
 }
 
+/// The `Content-Type` a form sets for a file with extension `ext` (lower-case), so the
+/// stored object is not `binary/octet-stream`; `application/octet-stream` when unknown.
+pub fn content_type_for(ext: &str) -> &'static str {
+    match ext {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "bmp" => "image/bmp",
+        "heic" => "image/heic",
+        "mp4" | "m4v" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "avi" => "video/x-msvideo",
+        "flv" => "video/x-flv",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "ts" => "video/mp2t",
+        "json" => "application/json",
+        "txt" => "text/plain",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

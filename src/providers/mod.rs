@@ -25,6 +25,7 @@ pub(crate) mod test_vectors;
 pub mod aliyun;
 pub mod aws;
 pub mod baidu;
+pub mod embedded;
 pub mod huawei;
 pub mod ksyun;
 pub mod qiniu;
@@ -236,6 +237,12 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// one that signs locally (`false`) gets the complete row written in one statement.
     fn calls_upstream(&self) -> bool {
         true
+    }
+
+    /// Whether the provider's store records finished uploads on the ledger itself (the
+    /// embedded store), so a client callback is not needed.
+    fn records_uploads(&self) -> bool {
+        false
     }
 
     /// Verifies a cloud-signed upload callback (only clouds that sign callbacks).

@@ -262,6 +262,17 @@ impl Registry {
                 reg.by_type.insert(row.cloud, (row.build)(providers, ctx)?);
             }
         }
+        // The embedded store serves cloud type 2 when no cloud does (`[storage] mode`).
+        let storage = &ctx.config.storage;
+        if storage
+            .is_on(reg.by_type.contains_key(&CloudType::Aws))
+            .map_err(ConfigError)?
+        {
+            reg.insert(Arc::new(super::embedded::EmbeddedProvider::new(
+                storage.clone(),
+                ctx,
+            )?));
+        }
         Ok(reg)
     }
 

@@ -96,7 +96,7 @@ pub struct ObjectRecord {
     /// ETag, from the callback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
-    /// Who vouched for size/mime/etag: `client` or `cloud-callback` (once uploaded).
+    /// Who vouched for size/mime/etag: `client`, `cloud-callback` or `store` (once uploaded).
     #[serde(rename = "verifiedBy", skip_serializing_if = "Option::is_none")]
     pub verified_by: Option<String>,
 }
@@ -110,6 +110,8 @@ pub enum FactSource {
     Client,
     /// A callback signed by the cloud.
     CloudCallback,
+    /// The embedded store, which received the bytes itself.
+    Store,
 }
 
 impl FactSource {
@@ -118,6 +120,7 @@ impl FactSource {
         match self {
             FactSource::Client => "client",
             FactSource::CloudCallback => "cloud-callback",
+            FactSource::Store => "store",
         }
     }
 }

@@ -280,7 +280,7 @@ impl ObjectStore for PgStore {
             "UPDATE objects SET status = 'uploaded', size = $1, mime = $2, etag = $3, \
              uploaded_at = COALESCE(uploaded_at, $4), verified_by = $5 \
              WHERE id = $6 AND (status IN ('issued', 'expired') \
-               OR ($5 = 'cloud-callback' AND status = 'uploaded' AND verified_by = 'client'))",
+               OR ($5 <> 'client' AND status = 'uploaded' AND verified_by = 'client'))",
         )
         .bind(f.size)
         .bind(&f.mime)

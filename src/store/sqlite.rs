@@ -285,7 +285,7 @@ impl ObjectStore for SqliteStore {
             "UPDATE objects SET status = 'uploaded', size = ?, mime = ?, etag = ?, \
              uploaded_at = COALESCE(uploaded_at, ?), verified_by = ? \
              WHERE id = ? AND (status IN ('issued', 'expired') \
-               OR (? = 'cloud-callback' AND status = 'uploaded' AND verified_by = 'client'))",
+               OR (? <> 'client' AND status = 'uploaded' AND verified_by = 'client'))",
         )
         .bind(f.size)
         .bind(&f.mime)

@@ -2,35 +2,15 @@
 //! several issuers), the per-user request limit, CORS, the request id on every answer and
 //! log line, and the audit events.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
-use stsgate::clock::Clock;
 use stsgate::config::{Config, IssuerConfig};
 use stsgate::metrics::Metrics;
 use stsgate::secret::Secret;
-use time::OffsetDateTime;
 
 use crate::helpers::*;
 use stsgate_fakes::jwks::{self, FakeJwks, Mode};
-
-/// A clock that moves only when told (the JWKS refetch interval is measured on it).
-struct ManualClock(Mutex<OffsetDateTime>);
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(OffsetDateTime::now_utc())))
-    }
-    fn advance(&self, secs: i64) {
-        *self.0.lock().unwrap() += time::Duration::seconds(secs);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
-}
 
 /// A server on `config` whose clock is `clock`.
 async fn start_with_clock(db: Arc<Db>, config: Config, clock: Arc<ManualClock>) -> Server {

@@ -79,6 +79,8 @@ pub fn base_config(db: &Db) -> Config {
     c.auth.hs256_secret = Secret::new(JWT_SECRET);
     c.server.request_timeout_ms = 2000;
     c.server.shutdown_grace_ms = 1000;
+    // The embedded store binds a port of its own: tests that want it turn it on.
+    c.storage.mode = stsgate::providers::embedded::config::StorageMode::Off;
     c
 }
 
@@ -402,4 +404,24 @@ pub fn capture_json_logs<F: std::future::Future<Output = ()>>(
         );
     run_with_subscriber(subscriber, fut);
     logs
+}
+
+/// A clock that moves only when told.
+pub struct ManualClock(std::sync::Mutex<time::OffsetDateTime>);
+
+impl ManualClock {
+    /// Now.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(time::OffsetDateTime::now_utc())))
+    }
+    /// Moves the clock on by `secs`.
+    pub fn advance(&self, secs: i64) {
+        *self.0.lock().unwrap() += time::Duration::seconds(secs);
+    }
+}
+
+impl stsgate::clock::Clock for ManualClock {
+    fn now(&self) -> time::OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
 }

@@ -17,5 +17,6 @@ mod openapi;
 mod qiniu;
 mod redis;
 mod secrets;
+mod storage;
 mod sts_common;
 mod tencent;
