@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# End to end against a real S3-compatible peer: moto_server (STS, S3 and IAM, with IAM
+# End to end against real S3 clients. First, moto_server (STS, S3 and IAM, with IAM
 # authentication on, so every request's SigV4 signature and permissions are checked by
 # botocore's own code), stsgate ($STSGATE_BIN) pointed at it, and boto3 uploading with the
-# credentials stsgate hands out (tests/e2e/test_moto.py).
+# credentials stsgate hands out (tests/e2e/test_moto.py). Then stsgate on embedded defaults
+# (no cloud configured: the embedded object store serves cloud type 2) with boto3 uploading
+# to that store (tests/e2e/test_embedded.py).
 #
 # Usage: STSGATE_BIN=target/debug/stsgate tests/e2e/run.sh
 # The pinned Python environment lives in .venv-e2e/ (git-ignored), rebuilt when
@@ -86,3 +88,20 @@ token=$("$stsgate_bin" token --sub e2e-alice --ttl 600)
 E2E_MOTO_URL="$moto_url" E2E_STSGATE_URL="http://127.0.0.1:$sg_port" E2E_TOKEN="$token" \
   E2E_SETUP_JSON="$work/setup.json" TEST_SERVER_MODE=true TEST_SERVER_MODE_ENDPOINT="$moto_url" \
   "$py" -m pytest tests/e2e/test_moto.py -v -s -p no:cacheprovider
+
+# stsgate on embedded defaults: no cloud, only what the first run of a newcomer has.
+emb="$work/embedded"
+mkdir -p "$emb"
+emb_port=$(free_port)
+store_port=$(free_port)
+emb_env=(env -i "PATH=$PATH" "HOME=$HOME" "STSGATE_LOG=${STSGATE_LOG:-info}"
+  "STSGATE_SERVER__LISTEN=127.0.0.1:$emb_port" "STSGATE_SERVER__PUBLIC_BASE_URL=http://127.0.0.1:$emb_port"
+  "STSGATE_STORAGE__LISTEN=127.0.0.1:$store_port" "STSGATE_STORAGE__PUBLIC_URL=http://127.0.0.1:$store_port")
+(cd "$emb" && exec "${emb_env[@]}" "$stsgate_bin" serve) >"$work/stsgate.log" 2>&1 &
+pids+=($!)
+wait_port "$emb_port" "${pids[-1]}" stsgate
+wait_port "$store_port" "${pids[-1]}" "stsgate's embedded store"
+echo "e2e: stsgate on embedded defaults, store on http://127.0.0.1:$store_port"
+emb_token=$(cd "$emb" && "${emb_env[@]}" "$stsgate_bin" token --sub e2e-bob --ttl 600)
+E2E_STSGATE_URL="http://127.0.0.1:$emb_port" E2E_TOKEN="$emb_token" E2E_STORE_DIR="$emb/stsgate-data" \
+  "$py" -m pytest tests/e2e/test_embedded.py -v -s -p no:cacheprovider
