@@ -748,3 +748,84 @@ async fn credentials_survive_a_restart_and_cors_lets_the_page_read_the_etag() {
     assert!(exposed.contains("etag"), "{exposed}");
     second.stop().await;
 }
+
+/// Through every way the store refuses or accepts, at `trace` level: no minted secret,
+/// session token, server key or JWT reaches the logs (`s3s` logs whole requests at debug
+/// level, so it runs with no subscriber).
+#[test]
+fn no_secret_of_the_store_reaches_trace_logs() {
+    let secrets = Arc::new(std::sync::Mutex::new(vec![STORE_KEY.to_string()]));
+    let seen = secrets.clone();
+    let text = capture_trace_logs(async move {
+        let s = start().await;
+        let data = issue(&s, IMAGE).await;
+        let c = creds(&data);
+        let jwt = s.server.token("alice");
+        seen.lock()
+            .unwrap()
+            .extend([c.secret.clone(), c.token.clone(), jwt]);
+        let url = format!(
+            "{}/local/{}",
+            data["endpoint"].as_str().unwrap(),
+            data["relativePath"].as_str().unwrap()
+        );
+        let form_url = data["form"]["url"].as_str().unwrap().to_string();
+        let fields = form_fields(&data);
+        let mut altered = c.token.clone();
+        altered.push('x');
+        let wrong = Creds {
+            secret: "y".repeat(40),
+            akid: c.akid.clone(),
+            token: c.token.clone(),
+        };
+        for r in [
+            signed("PUT", &url, &c, Some(&altered), b"x"),
+            signed("PUT", &url, &c, None, b"x"),
+            signed("PUT", &url, &wrong, Some(&c.token), b"x"),
+            signed("GET", &url, &c, Some(&c.token), b""),
+            signed(
+                "PUT",
+                &url,
+                &c,
+                Some(&c.token),
+                &png(MAX_IMAGE as usize + 1, 1),
+            ),
+        ] {
+            assert!(send(r).await.status >= 400);
+        }
+        let mut f = fields.clone();
+        f.retain(|(k, _)| k != "policy");
+        assert_eq!(post_form(&form_url, &f, "a.png", b"x").await.status, 400);
+        assert_eq!(
+            post_form(&form_url, &fields, "a.png", &png(MAX_IMAGE as usize + 1, 2))
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            send(signed("PUT", &url, &c, Some(&c.token), b"fine"))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            post_form(&form_url, &fields, "a.png", b"fine").await.status,
+            204
+        );
+        s.clock.advance(4000);
+        assert_eq!(
+            send(signed("PUT", &url, &c, Some(&c.token), b"late"))
+                .await
+                .code(),
+            "ExpiredToken"
+        );
+        s.server.stop().await;
+    });
+    assert!(
+        text.contains("embedded store: upload finished"),
+        "store logs were captured"
+    );
+    let secrets = secrets.lock().unwrap().clone();
+    assert_eq!(secrets.len(), 4);
+    assert_no_secret_in_logs(&text, &secrets, &["x-amz-security-token: stsg1", "stsg1."]);
+}
