@@ -134,11 +134,30 @@ async fn run(cli: Cli) -> Result<(), String> {
             let config = load()?;
             let enabled = config.validate().map_err(|e| e.to_string())?;
             print!("{}", config.redacted_toml());
+            let store_on = stsgate::app::storage_on(&config).map_err(|e| e.to_string())?;
             let listed: Vec<String> = stsgate::providers::CloudType::ALL
                 .iter()
-                .map(|c| format!("{}: {}", c.name(), enabled.contains(c)))
+                .map(|c| {
+                    let on = enabled.contains(c);
+                    if *c == stsgate::providers::CloudType::Aws && store_on {
+                        format!("{}: embedded store", c.name())
+                    } else {
+                        format!("{}: {on}", c.name())
+                    }
+                })
                 .collect();
             println!("\n# enabled providers: {}", listed.join(", "));
+            if store_on {
+                let st = &config.storage;
+                println!(
+                    "# embedded store: on (cloud type 2), listening on {}, answering as {}, files under {}/{}/, key {}",
+                    st.listen,
+                    st.public_url,
+                    st.dir.trim_end_matches('/'),
+                    st.bucket,
+                    if st.secret.is_set() { "from storage.secret" } else { "./stsgate-store.key (created on first serve)" }
+                );
+            }
             Ok(())
         }
         Command::Healthcheck => {

@@ -74,10 +74,15 @@ async fn wait_healthy(base: &str) {
 async fn first_run_on_embedded_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
+    let store_addr = free_addr();
     let base = format!("http://{addr}");
     let mut cmd = stsgate(dir.path());
+    // Only the ports differ from the built-in defaults (tests run side by side).
     cmd.arg("serve")
         .env("STSGATE_SERVER__LISTEN", &addr)
+        .env("STSGATE_SERVER__PUBLIC_BASE_URL", &base)
+        .env("STSGATE_STORAGE__LISTEN", &store_addr)
+        .env("STSGATE_STORAGE__PUBLIC_URL", format!("http://{store_addr}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let child = Proc(cmd.spawn().unwrap());
@@ -124,6 +129,45 @@ async fn first_run_on_embedded_defaults() {
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], 40002);
+
+    // Cloud type 2 is the embedded store: credentials out, a real file in with the form,
+    // the ledger updated by the store itself.
+    let r = client.get(format!("{base}/upload/sts/info?type=2&extension=png&isNeedCallback=0&uploadModule=resource_image")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let data = r.json::<Value>().await.unwrap()["data"].clone();
+    assert_eq!(data["endpoint"], format!("http://{store_addr}"));
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in data["form"]["fields"].as_object().unwrap() {
+        form = form.text(k.clone(), v.as_str().unwrap().to_string());
+    }
+    let bytes: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    form = form.part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name("a.png"));
+    let up = client.post(data["form"]["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
+    assert_eq!(up.status(), 204);
+    let key = data["relativePath"].as_str().unwrap();
+    assert_eq!(std::fs::read(dir.path().join("stsgate-data/local").join(key)).unwrap(), bytes);
+    let rec: Value = client
+        .get(format!("{base}/upload/objects/{}", data["objectId"]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rec["data"]["status"], "uploaded");
+    assert_eq!(rec["data"]["size"], 150_000);
+    let store_key = dir.path().join("stsgate-store.key");
+    assert!(store_key.exists(), "serve generated ./stsgate-store.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&store_key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
     let r = client
         .get(format!("{base}/no/such/route"))
         .send()
@@ -143,6 +187,8 @@ async fn first_run_on_embedded_defaults() {
     sigterm(&child.0);
     let status = child.0.wait().unwrap();
     assert!(status.success(), "graceful exit: {status:?}");
+    // The store stopped with the server.
+    assert!(std::net::TcpStream::connect(&store_addr).is_err());
     let hc = run({
         let mut c = stsgate(dir.path());
         c.arg("healthcheck").env("STSGATE_SERVER__LISTEN", &addr);
@@ -162,6 +208,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     cmd.arg("serve")
         .env("STSGATE_SERVER__LISTEN", &addr)
         .env("STSGATE_AUTH__HS256_SECRET", JWT_SECRET)
+        .env("STSGATE_STORAGE__MODE", "off")
         .env("STSGATE_PROVIDERS__TENCENT__SECRET_ID", TC_SECRET_ID)
         .env("STSGATE_PROVIDERS__TENCENT__SECRET_KEY", TC_SECRET_KEY)
         .env("STSGATE_PROVIDERS__TENCENT__BOT_BIZ_ID", "42")

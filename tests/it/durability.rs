@@ -41,6 +41,7 @@ fn server(dir: &Path, db_url: &str, addr: &str) -> Proc {
         .env("STSGATE_SERVER__LISTEN", addr)
         .env("STSGATE_SERVER__PUBLIC_BASE_URL", format!("http://{addr}"))
         .env("STSGATE_DATABASE__URL", db_url)
+        .env("STSGATE_STORAGE__MODE", "off")
         .env("STSGATE_AUTH__HS256_SECRET", JWT_SECRET)
         .env(
             "STSGATE_PROVIDERS__QINIU__ACCESS_KEY",
