@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub body_read_timeout_ms: u64,
     /// Open connections at most; past it, new connections wait in the listen backlog.
     pub max_connections: usize,
+    /// The demo page `GET /demo`: `Some(true)` on, `Some(false)` off, absent = auto
+    /// (see [`crate::http::demo::enabled`]).
+    pub demo: Option<bool>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             header_read_timeout_ms: 5_000,
             body_read_timeout_ms: 5_000,
             max_connections: 1_024,
+            demo: None,
         }
     }
 }

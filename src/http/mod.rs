@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, middleware, one module per resource. No SQL, no signing.
 
 pub mod callback;
+pub mod demo;
 pub mod limit;
 pub mod middleware;
 pub mod objects;
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
         .merge(callback::router())
         .merge(objects::router())
         .merge(ops::router())
+        .merge(demo::router(&state))
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     middleware::stack(routes, state.clone()).with_state(state)

@@ -7,6 +7,7 @@ mod aliyun;
 mod api;
 mod aws;
 mod baidu;
+mod browser;
 mod cli;
 mod durability;
 mod edges;

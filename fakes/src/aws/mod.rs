@@ -10,7 +10,8 @@
 //! S3 accepts `POST /{bucket}` multipart forms signed with the credentials it issued: it
 //! checks the policy signature, the credential and token, every policy condition (and that
 //! every field is covered by one), the policy's expiry, and the recorded session policy, then
-//! stores the object.
+//! stores the object. Like a bucket with a CORS rule, S3's answers allow any origin and
+//! expose `ETag`, so a browser page (stsgate's `/demo`) can read them.
 
 pub mod policy;
 pub mod sigv4;
@@ -153,11 +154,35 @@ impl FakeSts {
     pub async fn start(self: &Arc<Self>) -> String {
         let app = Router::new()
             .route("/", post(sts))
-            .route("/{bucket}", post(s3_post))
-            .route("/{bucket}/", post(s3_post))
+            .route("/{bucket}", post(s3_post).options(preflight))
+            .route("/{bucket}/", post(s3_post).options(preflight))
+            .layer(axum::middleware::map_response(cors))
             .with_state(self.clone());
         common::serve("127.0.0.1:0", app).await
     }
+}
+
+/// The answer to a CORS preflight (a browser sends one before a POST whose upload progress
+/// it watches): POST allowed from any origin with whatever headers it asks for.
+async fn preflight(headers: HeaderMap) -> Response {
+    let asked = headers
+        .get("access-control-request-headers")
+        .cloned()
+        .unwrap_or_else(|| axum::http::HeaderValue::from_static("content-type"));
+    let mut res = StatusCode::OK.into_response();
+    let h = res.headers_mut();
+    h.insert("access-control-allow-methods", "POST".parse().unwrap());
+    h.insert("access-control-allow-headers", asked);
+    h.insert("access-control-max-age", "600".parse().unwrap());
+    res
+}
+
+/// A CORS rule allowing any origin to read S3's answers (and `ETag`).
+async fn cors(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert("access-control-allow-origin", "*".parse().unwrap());
+    h.insert("access-control-expose-headers", "ETag".parse().unwrap());
+    res
 }
 
 fn xml_escape(s: &str) -> String {
