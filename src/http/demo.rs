@@ -29,7 +29,7 @@ pub const CONFIG_PLACEHOLDER: &str = "/*STSGATE_DEMO_CONFIG*/null";
 
 /// Whether `/demo` is served: `server.demo`, off when absent (for now).
 pub fn enabled(state: &AppState) -> bool {
-    state.config.server.demo.unwrap_or(false)
+    state.config.server.demo.unwrap_or(state.storage.is_some())
 }
 
 /// The route when [`enabled`], else nothing (so `/demo` is the usual 404 envelope).
@@ -42,9 +42,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 /// Whether the page must POST `callbackInfo` itself after uploading to `cloud`: not for the
-/// clouds that sign their own callback to stsgate (Qiniu, Aliyun OSS).
-pub fn needs_client_callback(cloud: CloudType) -> bool {
-    !matches!(cloud, CloudType::Qiniu | CloudType::Aliyun)
+/// clouds that sign their own callback to stsgate (Qiniu, Aliyun OSS), nor for a provider
+/// whose store records uploads itself (the embedded store).
+pub fn needs_client_callback(cloud: CloudType, records_uploads: bool) -> bool {
+    !records_uploads && !matches!(cloud, CloudType::Qiniu | CloudType::Aliyun)
 }
 
 /// The configuration the page reads: the enabled clouds and the upload modules.
@@ -54,10 +55,11 @@ pub fn page_config(state: &AppState) -> Value {
         .enabled()
         .into_iter()
         .map(|c| {
+            let store = state.providers.get(c).is_some_and(|p| p.records_uploads());
             json!({
                 "type": c.code(),
-                "name": c.name(),
-                "callback": needs_client_callback(c),
+                "name": if store { "embedded store" } else { c.name() },
+                "callback": needs_client_callback(c, store),
             })
         })
         .collect();
@@ -195,8 +197,10 @@ mod tests {
 
     #[test]
     fn clouds_that_sign_their_own_callback_get_none_from_the_page() {
-        assert!(!needs_client_callback(CloudType::Qiniu));
-        assert!(!needs_client_callback(CloudType::Aliyun));
+        assert!(!needs_client_callback(CloudType::Qiniu, false));
+        assert!(!needs_client_callback(CloudType::Aliyun, false));
+        // The embedded store records the upload itself.
+        assert!(!needs_client_callback(CloudType::Aws, true));
         for c in [
             CloudType::Tencent,
             CloudType::Aws,
@@ -204,7 +208,7 @@ mod tests {
             CloudType::Huawei,
             CloudType::Ksyun,
         ] {
-            assert!(needs_client_callback(c), "{c:?}");
+            assert!(needs_client_callback(c, false), "{c:?}");
         }
     }
 }

@@ -322,7 +322,7 @@ async fn demo_uploads_to_the_embedded_store_in_a_real_browser() {
         ("STSGATE_SERVER__PUBLIC_BASE_URL", base.as_str()),
         ("STSGATE_STORAGE__LISTEN", storage.as_str()),
         ("STSGATE_STORAGE__PUBLIC_URL", storage_url.as_str()),
-        ("STSGATE_SERVER__DEMO", "true"),
+        // No STSGATE_SERVER__DEMO: the page is on because the embedded store is.
         (
             "STSGATE_UPLOAD__MODULES__RESOURCE_IMAGE__MAX_BYTES",
             max.as_str(),

@@ -82,7 +82,10 @@ async fn first_run_on_embedded_defaults() {
         .env("STSGATE_SERVER__LISTEN", &addr)
         .env("STSGATE_SERVER__PUBLIC_BASE_URL", &base)
         .env("STSGATE_STORAGE__LISTEN", &store_addr)
-        .env("STSGATE_STORAGE__PUBLIC_URL", format!("http://{store_addr}"))
+        .env(
+            "STSGATE_STORAGE__PUBLIC_URL",
+            format!("http://{store_addr}"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let child = Proc(cmd.spawn().unwrap());
@@ -141,11 +144,22 @@ async fn first_run_on_embedded_defaults() {
         form = form.text(k.clone(), v.as_str().unwrap().to_string());
     }
     let bytes: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
-    form = form.part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name("a.png"));
-    let up = client.post(data["form"]["url"].as_str().unwrap()).multipart(form).send().await.unwrap();
+    form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes.clone()).file_name("a.png"),
+    );
+    let up = client
+        .post(data["form"]["url"].as_str().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(up.status(), 204);
     let key = data["relativePath"].as_str().unwrap();
-    assert_eq!(std::fs::read(dir.path().join("stsgate-data/local").join(key)).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(dir.path().join("stsgate-data/local").join(key)).unwrap(),
+        bytes
+    );
     let rec: Value = client
         .get(format!("{base}/upload/objects/{}", data["objectId"]))
         .bearer_auth(&token)

@@ -23,6 +23,7 @@ const SERVED: &[(&str, &str)] = &[
     ("/readyz", "get"),
     ("/metrics", "get"),
     ("/openapi.yaml", "get"),
+    ("/demo", "get"),
 ];
 
 #[test]
