@@ -81,6 +81,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 providers = ?state.providers,
                 "stsgate serving"
             );
+            if stsgate::http::demo::enabled(&state) {
+                tracing::info!(
+                    url = %format!("{}/demo", state.config.server.public_base_url.trim_end_matches('/')),
+                    "demo page on"
+                );
+            }
             stsgate::serve(listener, state, shutdown_signal())
                 .await
                 .map_err(|e| format!("server error: {e}"))?;

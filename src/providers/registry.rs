@@ -247,7 +247,13 @@ pub struct Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.by_type.keys().map(|c| c.name()))
+            .entries(self.by_type.iter().map(|(c, p)| {
+                if p.records_uploads() {
+                    "aws (embedded store)"
+                } else {
+                    c.name()
+                }
+            }))
             .finish()
     }
 }

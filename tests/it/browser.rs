@@ -309,6 +309,7 @@ async fn demo_uploads_to_the_embedded_store_in_a_real_browser() {
     if !browser_available("demo_uploads_to_the_embedded_store_in_a_real_browser") {
         return;
     }
+    let started = std::time::Instant::now();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("server");
     std::fs::create_dir(&dir).unwrap();
@@ -366,6 +367,13 @@ async fn demo_uploads_to_the_embedded_store_in_a_real_browser() {
         "refused upload stays issued: {rec}"
     );
     assert!(!dir.join("stsgate-data/local").join(key).exists());
+    // For CI's log (`.ci/run` prints it after the test stage).
+    let report = format!(
+        "browser::demo_uploads_to_the_embedded_store_in_a_real_browser passed in {:.1} s; screenshot {}\n",
+        started.elapsed().as_secs_f64(),
+        shot.display()
+    );
+    std::fs::write(screenshot_dir().join("report.txt"), report).unwrap();
 }
 
 const AWS_KEY_ID: &str = "AKIAITDEMO0000000001";
