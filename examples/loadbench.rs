@@ -401,6 +401,7 @@ async fn run(opts: Opts) {
                 format!("http://{sts_addr}"),
             )
             .env("STSGATE_DATABASE__URL", &db.url)
+            .env("STSGATE_STORAGE__MODE", "off")
             .env("STSGATE_AUTH__HS256_SECRET", JWT_SECRET)
             .env(
                 "STSGATE_PROVIDERS__QINIU__ACCESS_KEY",
