@@ -44,6 +44,9 @@ pub enum ApiError {
     /// 403/40301
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 403/40302: a service endpoint called without the `stsgate:service` scope.
+    #[error("this endpoint needs a token with the stsgate:service scope")]
+    ServiceScopeRequired,
     /// 404/40401
     #[error("{0} not found")]
     NotFound(String),
@@ -56,6 +59,18 @@ pub enum ApiError {
     /// 409/40902
     #[error("the answer for this Idempotency-Key is no longer available")]
     IdempotencyGone,
+    /// 409/40904: the object's state does not allow this.
+    #[error("object {id} is {status}: {action} needs {needs}")]
+    WrongState {
+        /// objectId.
+        id: i64,
+        /// Its state.
+        status: String,
+        /// What was asked.
+        action: &'static str,
+        /// The state it needs.
+        needs: &'static str,
+    },
     /// 413/41301
     #[error("request body larger than {0} bytes")]
     BodyTooLarge(usize),
@@ -123,10 +138,12 @@ impl ApiError {
             MissingAuth => (StatusCode::UNAUTHORIZED, 40101),
             InvalidToken(_) | BadCallbackSignature(_) => (StatusCode::UNAUTHORIZED, 40102),
             Forbidden(_) => (StatusCode::FORBIDDEN, 40301),
+            ServiceScopeRequired => (StatusCode::FORBIDDEN, 40302),
             NotFound(_) => (StatusCode::NOT_FOUND, 40401),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 40501),
             IdempotencyMismatch => (StatusCode::CONFLICT, 40901),
             IdempotencyGone => (StatusCode::CONFLICT, 40902),
+            WrongState { .. } => (StatusCode::CONFLICT, 40904),
             BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 41301),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, 42901),
             CloudRefused { .. } => (StatusCode::BAD_GATEWAY, 50201),
@@ -165,10 +182,12 @@ impl ApiError {
             InvalidToken(_) => "令牌无效或已过期".into(),
             BadCallbackSignature(_) => "回调签名校验失败".into(),
             Forbidden(_) => "无权访问".into(),
+            ServiceScopeRequired => "此接口需要带 stsgate:service 权限的令牌".into(),
             NotFound(_) => "资源不存在".into(),
             MethodNotAllowed => "请求方法不允许".into(),
             IdempotencyMismatch => "幂等键已用于不同的参数".into(),
             IdempotencyGone => "该幂等键的结果已不可用".into(),
+            WrongState { id, status, .. } => format!("对象 {id} 当前状态为 {status}，不允许此操作"),
             BodyTooLarge(n) => format!("请求体超过 {n} 字节"),
             TooManyRequests { .. } => "请求过于频繁，请稍后重试".into(),
             CloudRefused { code } => format!("云服务拒绝了请求：{code}"),

@@ -39,6 +39,9 @@ enum Command {
         /// Extra claim `k=v`; `v` is parsed as JSON when it parses, else a string.
         #[arg(long = "claim", value_name = "K=V")]
         claims: Vec<String>,
+        /// Add `scope: "stsgate:service"` (the backend that lists and consumes objects).
+        #[arg(long)]
+        service: bool,
     },
     /// Load and validate the configuration; print it with secrets redacted.
     CheckConfig,
@@ -103,7 +106,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Token { sub, ttl, claims } => {
+        Command::Token {
+            sub,
+            ttl,
+            claims,
+            service,
+        } => {
             let config = load()?;
             let secret = if config.auth.hs256_secret.is_set() {
                 config.auth.hs256_secret.expose().to_string()
@@ -122,6 +130,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 let value =
                     serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
                 extra.insert(k.to_string(), value);
+            }
+            if service {
+                let scope = match extra.get("scope").and_then(|v| v.as_str()) {
+                    Some(s) if !s.split(' ').any(|x| x == stsgate::auth::SERVICE_SCOPE) => {
+                        format!("{s} {}", stsgate::auth::SERVICE_SCOPE)
+                    }
+                    Some(s) => s.to_string(),
+                    None => stsgate::auth::SERVICE_SCOPE.to_string(),
+                };
+                extra.insert("scope".into(), serde_json::Value::String(scope));
             }
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let token = stsgate::auth::jwt::mint_hs256(

@@ -115,6 +115,7 @@ mod tests {
             sub: sub.into(),
             exp,
             projects: None,
+            scope: None,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct Claims {
     /// Projects the user may upload to (`projectId` must be one of them when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projects: Option<Vec<i64>>,
+    /// Space-separated scopes; `stsgate:service` marks the backend (`docs/contract.md` §8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl std::fmt::Debug for Claims {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Claims {
             .field("sub", &self.sub)
             .field("exp", &self.exp)
             .field("projects", &self.projects)
+            .field("scope", &self.scope)
             .finish()
     }
 }

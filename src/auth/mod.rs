@@ -24,6 +24,22 @@ pub struct AuthUser {
     pub sub: String,
     /// The `projects` claim, when the token carries one.
     pub projects: Option<Vec<i64>>,
+    /// The token's `scope` contains `stsgate:service`: the backend that consumes objectIds.
+    pub service: bool,
+}
+
+/// The scope that marks the backend's tokens.
+pub const SERVICE_SCOPE: &str = "stsgate:service";
+
+impl AuthUser {
+    /// `Ok` for a service token, else 403/40302.
+    pub fn require_service(&self) -> Result<(), ApiError> {
+        if self.service {
+            Ok(())
+        } else {
+            Err(ApiError::ServiceScopeRequired)
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthUser {
@@ -31,6 +47,7 @@ impl std::fmt::Debug for AuthUser {
         f.debug_struct("AuthUser")
             .field("sub", &self.sub)
             .field("projects", &self.projects)
+            .field("service", &self.service)
             .finish()
     }
 }
@@ -66,9 +83,14 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthU
     if let Some(limiter) = &state.limiter {
         limiter.check(&claims.sub)?;
     }
+    let service = claims
+        .scope
+        .as_deref()
+        .is_some_and(|s| s.split(' ').any(|x| x == SERVICE_SCOPE));
     Ok(AuthUser {
         sub: claims.sub,
         projects: claims.projects,
+        service,
     })
 }
 

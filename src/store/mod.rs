@@ -76,7 +76,7 @@ pub struct ObjectRecord {
     /// Object key or prefix (once issued).
     #[serde(rename = "relativePath", skip_serializing_if = "Option::is_none")]
     pub object_key: Option<String>,
-    /// `issued`, `uploaded`, `failed`, `expired`.
+    /// `issued`, `uploaded`, `consumed`, `failed`, `expired`, `rejected`.
     pub status: String,
     /// Unix seconds.
     #[serde(skip)]
@@ -99,6 +99,36 @@ pub struct ObjectRecord {
     /// Who vouched for size/mime/etag: `client`, `cloud-callback` or `store` (once uploaded).
     #[serde(rename = "verifiedBy", skip_serializing_if = "Option::is_none")]
     pub verified_by: Option<String>,
+    /// Unix seconds, once consumed.
+    #[serde(skip)]
+    pub consumed_at: Option<i64>,
+    /// What the consuming service attached the object to, once consumed.
+    #[serde(rename = "consumedRef", skip_serializing_if = "Option::is_none")]
+    pub consumed_ref: Option<String>,
+}
+
+/// Which records a service lists: ascending by objectId, after `after`, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this owner's.
+    pub owner: Option<String>,
+    /// Only in this state.
+    pub status: Option<String>,
+    /// Only objectIds greater than this (the last one of the previous page).
+    pub after: i64,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Result of consuming an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumeOutcome {
+    /// `uploaded` → `consumed` now; the record after.
+    Consumed(Box<ObjectRecord>),
+    /// The object is in another state (already consumed, not uploaded yet, ...).
+    WrongState(String),
+    /// No such object.
+    NotFound,
 }
 
 /// Who reports an upload's facts. A cloud's report replaces a client's earlier claim; a
@@ -205,6 +235,16 @@ pub trait ObjectStore: Send + Sync + 'static {
         facts: &UploadFacts,
         at: i64,
     ) -> Result<MarkOutcome, StoreError>;
+    /// Records for a service, ascending by objectId (keyset paging: stable under inserts).
+    async fn list_objects(&self, filter: &ListFilter) -> Result<Vec<ObjectRecord>, StoreError>;
+    /// `uploaded` → `consumed` with `reference` at `at`, in one conditional statement: of
+    /// concurrent consumes exactly one succeeds.
+    async fn consume(
+        &self,
+        id: i64,
+        reference: Option<&str>,
+        at: i64,
+    ) -> Result<ConsumeOutcome, StoreError>;
     /// `issued` rows whose credentials lapsed → `expired`; returns how many.
     async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError>;
     /// `issued` rows that never got their key (the process died or the request was cut off

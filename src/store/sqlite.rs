@@ -13,8 +13,8 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
-    IdemRecord, MarkOutcome, NewObject, ObjectRecord, ObjectStore, StoreError, StoreOptions,
-    UploadFacts,
+    ConsumeOutcome, IdemRecord, ListFilter, MarkOutcome, NewObject, ObjectRecord, ObjectStore,
+    StoreError, StoreOptions, UploadFacts,
 };
 
 /// objectIds reserved per `sqlite_sequence` update (at most this many are skipped by a
@@ -164,7 +164,8 @@ impl batch::Writer for SqliteWriter {
 }
 
 const COLUMNS: &str = "id, owner, cloud_type, module, platform, project_id, extension, is_dir, \
-     bucket, object_key, status, created_at, expires_at, uploaded_at, size, mime, etag, verified_by";
+     bucket, object_key, status, created_at, expires_at, uploaded_at, size, mime, etag, verified_by, \
+     consumed_at, consumed_ref";
 
 fn record(row: &sqlx::sqlite::SqliteRow) -> Result<ObjectRecord, sqlx::Error> {
     Ok(ObjectRecord {
@@ -186,6 +187,8 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> Result<ObjectRecord, sqlx::Error> {
         mime: row.try_get("mime")?,
         etag: row.try_get("etag")?,
         verified_by: row.try_get("verified_by")?,
+        consumed_at: row.try_get("consumed_at")?,
+        consumed_ref: row.try_get("consumed_ref")?,
     })
 }
 
@@ -273,6 +276,46 @@ impl ObjectStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(record).transpose()?)
+    }
+
+    async fn list_objects(&self, f: &ListFilter) -> Result<Vec<ObjectRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM objects WHERE id > ? AND (? IS NULL OR owner = ?) \
+             AND (? IS NULL OR status = ?) ORDER BY id LIMIT ?"
+        ))
+        .bind(f.after)
+        .bind(&f.owner)
+        .bind(&f.owner)
+        .bind(&f.status)
+        .bind(&f.status)
+        .bind(i64::from(f.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    }
+
+    async fn consume(
+        &self,
+        id: i64,
+        reference: Option<&str>,
+        at: i64,
+    ) -> Result<ConsumeOutcome, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE objects SET status = 'consumed', consumed_at = ?, consumed_ref = ? \
+             WHERE id = ? AND status = 'uploaded' RETURNING {COLUMNS}"
+        ))
+        .bind(at)
+        .bind(reference)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(ConsumeOutcome::Consumed(Box::new(record(&row)?)));
+        }
+        Ok(match self.get_object(id).await? {
+            Some(r) => ConsumeOutcome::WrongState(r.status),
+            None => ConsumeOutcome::NotFound,
+        })
     }
 
     async fn mark_uploaded(

@@ -327,6 +327,8 @@ mod tests {
             mime: None,
             etag: None,
             verified_by: None,
+            consumed_at: None,
+            consumed_ref: None,
         }
     }
 

@@ -32,7 +32,7 @@ export NO_COLOR=1
 "$STSGATE_BIN" > server.log 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$PORT/healthz" || { cat server.log; exit 1; }
-TOKEN=$("$STSGATE_BIN" token --sub schemathesis --ttl 3600)
+TOKEN=$("$STSGATE_BIN" token --sub schemathesis --service --ttl 3600)
 
 set +e
 "$SCHEMATHESIS" run "http://127.0.0.1:$PORT/openapi.yaml" \

@@ -127,6 +127,16 @@ async fn first_run_on_embedded_defaults() {
     assert_eq!(c["sub"], "alice");
     assert_eq!(c["projects"], serde_json::json!([1, 2]));
     assert_eq!(c["team"], "ops");
+    assert!(c.get("scope").is_none());
+    let out = run({
+        let mut c = stsgate(dir.path());
+        c.args(["token", "--sub", "backend", "--service"]);
+        c
+    });
+    assert!(out.status.success());
+    let service = claims(String::from_utf8(out.stdout).unwrap().trim());
+    assert_eq!(service["scope"], "stsgate:service");
+    assert_eq!(service["sub"], "backend");
     let client = reqwest::Client::new();
     let r = client.get(format!("{base}/upload/sts/info?type=1&extension=png&isNeedCallback=0&uploadModule=resource_image")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 400);

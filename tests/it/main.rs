@@ -6,6 +6,7 @@ mod helpers;
 mod aliyun;
 mod api;
 mod aws;
+mod backend;
 mod baidu;
 mod browser;
 mod cli;

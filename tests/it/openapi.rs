@@ -19,6 +19,8 @@ const SERVED: &[(&str, &str)] = &[
     ("/upload/sts/info", "post"),
     ("/upload/callback", "post"),
     ("/upload/objects/{objectId}", "get"),
+    ("/upload/objects", "get"),
+    ("/upload/objects/{objectId}/consume", "post"),
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/metrics", "get"),
