@@ -71,6 +71,9 @@ pub enum ApiError {
         /// The state it needs.
         needs: &'static str,
     },
+    /// 409/40904: refresh on a cloud whose credentials are single-use.
+    #[error("object {0} is on a cloud whose credentials are single-use (Tencent LKE): ask for a new objectId instead of a refresh")]
+    SingleUse(i64),
     /// 413/41301
     #[error("request body larger than {0} bytes")]
     BodyTooLarge(usize),
@@ -143,7 +146,7 @@ impl ApiError {
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 40501),
             IdempotencyMismatch => (StatusCode::CONFLICT, 40901),
             IdempotencyGone => (StatusCode::CONFLICT, 40902),
-            WrongState { .. } => (StatusCode::CONFLICT, 40904),
+            WrongState { .. } | SingleUse(_) => (StatusCode::CONFLICT, 40904),
             BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 41301),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, 42901),
             CloudRefused { .. } => (StatusCode::BAD_GATEWAY, 50201),
@@ -188,6 +191,7 @@ impl ApiError {
             IdempotencyMismatch => "幂等键已用于不同的参数".into(),
             IdempotencyGone => "该幂等键的结果已不可用".into(),
             WrongState { id, status, .. } => format!("对象 {id} 当前状态为 {status}，不允许此操作"),
+            SingleUse(id) => format!("对象 {id} 所在云的临时凭证只能使用一次，无法续期"),
             BodyTooLarge(n) => format!("请求体超过 {n} 字节"),
             TooManyRequests { .. } => "请求过于频繁，请稍后重试".into(),
             CloudRefused { code } => format!("云服务拒绝了请求：{code}"),

@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::time::Instant;
 
@@ -22,12 +22,87 @@ use crate::upload::{params, service};
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
     // HEAD would run the GET handler (and allocate): it is refused instead.
-    Router::new().route(
-        "/upload/sts/info",
-        get(info)
-            .post(info)
-            .head(|| async { ApiError::MethodNotAllowed }),
+    Router::new()
+        .route(
+            "/upload/sts/info",
+            get(info)
+                .post(info)
+                .head(|| async { ApiError::MethodNotAllowed }),
+        )
+        .route("/upload/sts/refresh", post(refresh))
+}
+
+/// The `Idempotency-Key` header, when sent (40001 when malformed).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| {
+                ApiError::InvalidParam("Idempotency-Key: must be 1-64 of [A-Za-z0-9_.-]".into())
+            })?;
+            Ok(Some(k.to_string()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The body of `POST /upload/sts/refresh`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RefreshBody {
+    object_id: i64,
+    #[serde(default)]
+    is_need_callback: u8,
+}
+
+/// Parses a refresh body: `{"objectId": N}` with an optional `isNeedCallback` 0 or 1.
+fn refresh_body(bytes: &[u8]) -> Result<(i64, bool), ApiError> {
+    let b: RefreshBody = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::InvalidParam(format!(
+            "body: expected {{\"objectId\": N, \"isNeedCallback\": 0|1}}: {e}"
+        ))
+    })?;
+    if b.object_id <= 0 {
+        return Err(ApiError::InvalidParam(
+            "objectId: must be a positive integer".into(),
+        ));
+    }
+    if b.is_need_callback > 1 {
+        return Err(ApiError::InvalidParam(
+            "isNeedCallback: must be 0 or 1".into(),
+        ));
+    }
+    Ok((b.object_id, b.is_need_callback == 1))
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Success<StsAnswer>>, ApiError> {
+    let start = Instant::now();
+    let body = read_body(&state, &headers, body).await?;
+    let (object_id, need_callback) = refresh_body(&body)?;
+    let idem_key = idempotency_key(&headers)?;
+    let deadline = service::upstream_deadline(
+        start,
+        std::time::Duration::from_millis(state.config.server.request_timeout_ms),
+    );
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let answer = service::refresh(
+        &state,
+        &user,
+        object_id,
+        need_callback,
+        idem_key.as_deref(),
+        deadline,
+        request_id,
     )
+    .await?;
+    Ok(success(answer))
 }
 
 async fn info(
@@ -41,15 +116,7 @@ async fn info(
     let body = read_body(&state, &headers, body).await?;
     let fields = params::collect(uri.query(), &body)?;
     let p = params::validate(&fields)?;
-    let idem_key = match headers.get("idempotency-key") {
-        Some(v) => {
-            let k = v.to_str().ok().filter(|k| valid_key(k)).ok_or_else(|| {
-                ApiError::InvalidParam("Idempotency-Key: must be 1-64 of [A-Za-z0-9_.-]".into())
-            })?;
-            Some(k.to_string())
-        }
-        None => None,
-    };
+    let idem_key = idempotency_key(&headers)?;
     service::authorize(&state, &user, &p)?;
     let deadline = service::upstream_deadline(
         start,
@@ -62,4 +129,46 @@ async fn info(
     let answer =
         service::issue(&state, &user, &p, idem_key.as_deref(), deadline, request_id).await?;
     Ok(success(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refresh_body;
+    use proptest::prelude::*;
+
+    #[test]
+    fn refresh_bodies() {
+        assert_eq!(refresh_body(br#"{"objectId": 7}"#).unwrap(), (7, false));
+        assert_eq!(
+            refresh_body(br#"{"objectId": 7, "isNeedCallback": 1}"#).unwrap(),
+            (7, true)
+        );
+        for bad in [
+            &b""[..],
+            b"{}",
+            br#"{"objectId": 0}"#,
+            br#"{"objectId": -3}"#,
+            br#"{"objectId": "7"}"#,
+            br#"{"objectId": 7, "isNeedCallback": 2}"#,
+            br#"{"objectId": 7, "x": 1}"#,
+            b"[7]",
+        ] {
+            let e = refresh_body(bad).unwrap_err();
+            assert_eq!(
+                e.status_and_code().1,
+                40001,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn refresh_body_never_panics_and_accepts_only_positive_ids(b in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok((id, _)) = refresh_body(&b) {
+                prop_assert!(id > 0);
+            }
+        }
+    }
 }

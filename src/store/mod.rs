@@ -245,6 +245,9 @@ pub trait ObjectStore: Send + Sync + 'static {
         reference: Option<&str>,
         at: i64,
     ) -> Result<ConsumeOutcome, StoreError>;
+    /// A refresh: the `issued` row's credentials now last until `expires_at` (never earlier
+    /// than before).
+    async fn extend_expiry(&self, id: i64, expires_at: i64) -> Result<(), StoreError>;
     /// `issued` rows whose credentials lapsed → `expired`; returns how many.
     async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError>;
     /// `issued` rows that never got their key (the process died or the request was cut off

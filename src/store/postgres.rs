@@ -312,6 +312,15 @@ impl ObjectStore for PgStore {
         })
     }
 
+    async fn extend_expiry(&self, id: i64, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE objects SET expires_at = GREATEST(COALESCE(expires_at, 0), $1) WHERE id = $2 AND status = 'issued'")
+            .bind(expires_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn mark_uploaded(
         &self,
         id: i64,

@@ -318,6 +318,15 @@ impl ObjectStore for SqliteStore {
         })
     }
 
+    async fn extend_expiry(&self, id: i64, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE objects SET expires_at = max(COALESCE(expires_at, 0), ?) WHERE id = ? AND status = 'issued'")
+            .bind(expires_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn mark_uploaded(
         &self,
         id: i64,

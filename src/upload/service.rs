@@ -62,10 +62,28 @@ pub async fn issue(
     deadline: Instant,
     request_id: &str,
 ) -> Result<StsAnswer, ApiError> {
-    let Some(key) = idem_key else {
-        return issue_once(app, user, p, deadline, request_id).await;
-    };
-    let hash = p.hash();
+    let run = || issue_once(app, user, p, deadline, request_id);
+    match idem_key {
+        None => run().await,
+        Some(key) => idempotent(app, user, key, p.hash(), deadline, run).await,
+    }
+}
+
+/// Runs `run` at most once per (user, `key`, `hash`): a retry with the same key and hash gets
+/// the first answer again (fresh `serverTime`) while it has `min_remaining_secs` left; the same
+/// key with another hash is 40901, an answer no longer available 40902.
+async fn idempotent<F, Fut>(
+    app: &App,
+    user: &AuthUser,
+    key: &str,
+    hash: String,
+    deadline: Instant,
+    run: F,
+) -> Result<StsAnswer, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<StsAnswer, ApiError>>,
+{
     let min_remaining = app.config.upload.min_remaining_secs as i64;
     let request_secs = app.config.server.request_timeout_ms.div_ceil(1000) as i64;
     let store = &app.store;
@@ -102,7 +120,7 @@ pub async fn issue(
                             // Another replica claimed it between our read and our insert.
                             continue;
                         }
-                        return match issue_once(app, user, p, deadline, request_id).await {
+                        return match run().await {
                             Ok(answer) => {
                                 let r = Remembered {
                                     params_hash: hash.clone(),
@@ -272,7 +290,22 @@ async fn issue_once(
         expiration = %rfc3339(issued.expiration),
         "issued upload credentials"
     );
-    let callback_info = p.need_callback.then(|| {
+    Ok(answer(
+        issued,
+        object_id,
+        p.need_callback.then_some((callback_url, resource_type)),
+        now_unix,
+    ))
+}
+
+/// The answer for `issued`, with `callbackInfo` when `callback` names its URL and resourceType.
+fn answer(
+    issued: crate::providers::Issued,
+    object_id: i64,
+    callback: Option<(String, u8)>,
+    now_unix: i64,
+) -> StsAnswer {
+    let callback_info = callback.map(|(callback_url, resource_type)| {
         let over = issued.callback.clone().unwrap_or_default();
         CallbackInfo {
             callback_body_type: "application/x-www-form-urlencoded".into(),
@@ -286,7 +319,7 @@ async fn issue_once(
             callback_var: over.callback_var,
         }
     });
-    Ok(StsAnswer {
+    StsAnswer {
         access_key_id: issued.access_key_id,
         secret_access_key: issued.secret_access_key,
         security_token: issued.security_token,
@@ -300,5 +333,138 @@ async fn issue_once(
         object_id,
         callback_info,
         form: issued.form,
-    })
+    }
+}
+
+/// `POST /upload/sts/refresh`: fresh credentials for the same key while the row is `issued`
+/// (docs/contract.md §9), honouring `Idempotency-Key`.
+#[allow(clippy::too_many_arguments)]
+pub async fn refresh(
+    app: &App,
+    user: &AuthUser,
+    object_id: i64,
+    need_callback: bool,
+    idem_key: Option<&str>,
+    deadline: Instant,
+    request_id: &str,
+) -> Result<StsAnswer, ApiError> {
+    let run = || refresh_once(app, user, object_id, need_callback, deadline, request_id);
+    match idem_key {
+        None => run().await,
+        Some(key) => {
+            let canonical = format!("refresh|{object_id}|{}", u8::from(need_callback));
+            let hash = crate::providers::crypto::hex(crate::providers::crypto::sha256(
+                canonical.as_bytes(),
+            ));
+            idempotent(app, user, key, hash, deadline, run).await
+        }
+    }
+}
+
+async fn refresh_once(
+    app: &App,
+    user: &AuthUser,
+    object_id: i64,
+    need_callback: bool,
+    deadline: Instant,
+    request_id: &str,
+) -> Result<StsAnswer, ApiError> {
+    use crate::providers::CloudType;
+    use crate::upload::module::UploadModule;
+
+    let row = app
+        .store
+        .get_object(object_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("object {object_id}")))?;
+    crate::upload::callback::check_owner(&row, &user.sub)?;
+    let wrong = |status: String| ApiError::WrongState {
+        id: object_id,
+        status,
+        action: "refresh",
+        needs: "issued",
+    };
+    if row.status != "issued" {
+        return Err(wrong(row.status));
+    }
+    let (Some(cloud), Some(module), Some(key)) = (
+        u8::try_from(row.cloud_type)
+            .ok()
+            .and_then(|c| CloudType::from_code(i64::from(c))),
+        UploadModule::parse(&row.upload_module),
+        row.object_key.clone(),
+    ) else {
+        return Err(wrong("issued without credentials".into()));
+    };
+    if cloud == CloudType::Tencent {
+        return Err(ApiError::SingleUse(object_id));
+    }
+    let provider = app
+        .providers
+        .get(cloud)
+        .ok_or(ApiError::CloudNotEnabled(i64::from(cloud.code())))?;
+    let cfg = &app.config;
+    let callback_url = format!(
+        "{}/upload/callback",
+        cfg.server.public_base_url.trim_end_matches('/')
+    );
+    let resource_type = module.resource_type();
+    let now = app.clock.now_unix();
+    let req = IssueRequest {
+        sub: user.sub.clone(),
+        object_id,
+        planned_key: key.clone(),
+        extension: row.extension.clone(),
+        module,
+        is_dir: row.is_dir,
+        max_bytes: cfg.upload.rules(module).max_bytes,
+        callback: need_callback.then(|| CallbackPlan {
+            url: callback_url.clone(),
+            object_id,
+            resource_type,
+        }),
+        deadline,
+        now,
+    };
+    let issued = provider.issue(&req).await.map_err(|e| {
+        tracing::warn!(object_id, provider = cloud.name(), error = %e, "refresh failed");
+        ApiError::from(e)
+    })?;
+    if issued.relative_path != key {
+        return Err(ApiError::CloudRefused {
+            code: "the cloud answered for another key".into(),
+        });
+    }
+    let now_unix = app.clock.now_unix();
+    let min_remaining = cfg.upload.min_remaining_secs as i64;
+    if issued.expiration - now_unix < min_remaining {
+        return Err(ApiError::CloudRefused {
+            code: format!(
+                "credentials expire in {}s, less than min_remaining_secs ({min_remaining}s)",
+                issued.expiration - now_unix
+            ),
+        });
+    }
+    app.store
+        .extend_expiry(object_id, issued.expiration)
+        .await?;
+    app.metrics.issued(cloud.name());
+    tracing::info!(
+        target: AUDIT_TARGET,
+        event = "credentials_refreshed",
+        request_id,
+        sub = %user.sub,
+        object_id,
+        cloud_type = cloud.code(),
+        cloud = cloud.name(),
+        key = %issued.relative_path,
+        expiration = %rfc3339(issued.expiration),
+        "refreshed upload credentials"
+    );
+    Ok(answer(
+        issued,
+        object_id,
+        need_callback.then_some((callback_url, resource_type)),
+        now_unix,
+    ))
 }

@@ -18,6 +18,7 @@ mod ksyun;
 mod openapi;
 mod qiniu;
 mod redis;
+mod refresh;
 mod secrets;
 mod storage;
 mod sts_common;

@@ -17,6 +17,7 @@ fn spec() -> Value {
 const SERVED: &[(&str, &str)] = &[
     ("/upload/sts/info", "get"),
     ("/upload/sts/info", "post"),
+    ("/upload/sts/refresh", "post"),
     ("/upload/callback", "post"),
     ("/upload/objects/{objectId}", "get"),
     ("/upload/objects", "get"),

@@ -26,7 +26,7 @@ struct Store {
     _tmp: tempfile::TempDir,
 }
 
-fn config(db: &Db, dir: &Path, listen: &str) -> Config {
+pub(crate) fn config(db: &Db, dir: &Path, listen: &str) -> Config {
     let mut c = base_config(db);
     c.storage.mode = StorageMode::On;
     c.storage.listen = listen.into();
@@ -44,7 +44,7 @@ fn config(db: &Db, dir: &Path, listen: &str) -> Config {
     c
 }
 
-async fn start_on(db: Arc<Db>, config: Config, clock: Arc<ManualClock>) -> Server {
+pub(crate) async fn start_on(db: Arc<Db>, config: Config, clock: Arc<ManualClock>) -> Server {
     let state = stsgate::app::build_with(config, None, clock, Metrics::new())
         .await
         .expect("app builds");
@@ -118,15 +118,15 @@ fn form_fields(data: &Value) -> Vec<(String, String)> {
         .expect("form fields")
 }
 
-struct S3Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    text: String,
+pub(crate) struct S3Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) text: String,
 }
 
 impl S3Answer {
     /// S3's XML `<Code>`.
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.text
             .split("<Code>")
             .nth(1)
@@ -136,7 +136,7 @@ impl S3Answer {
     }
 }
 
-async fn send(r: reqwest::RequestBuilder) -> S3Answer {
+pub(crate) async fn send(r: reqwest::RequestBuilder) -> S3Answer {
     let resp = r.send().await.expect("store answers");
     S3Answer {
         status: resp.status().as_u16(),
@@ -162,13 +162,13 @@ async fn post_form(
 }
 
 /// Minted credentials as the answer carries them.
-struct Creds {
-    akid: String,
-    secret: String,
-    token: String,
+pub(crate) struct Creds {
+    pub(crate) akid: String,
+    pub(crate) secret: String,
+    pub(crate) token: String,
 }
 
-fn creds(data: &Value) -> Creds {
+pub(crate) fn creds(data: &Value) -> Creds {
     Creds {
         akid: data["accessKeyId"].as_str().unwrap().into(),
         secret: data["secretAccessKey"].as_str().unwrap().into(),
@@ -177,7 +177,7 @@ fn creds(data: &Value) -> Creds {
 }
 
 /// A SigV4-signed request to the store (`x-amz-content-sha256` is the body's hash).
-fn signed(
+pub(crate) fn signed(
     method: &str,
     url: &str,
     c: &Creds,
@@ -212,7 +212,7 @@ fn signed(
     r
 }
 
-fn png(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn png(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
