@@ -199,9 +199,14 @@ async fn consume(
     let reference = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let b: ConsumeBody = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::InvalidParam(format!("body: not the JSON {{\"ref\": ...}}: {e}"))
-        })?;
+        let bad =
+            |e: String| ApiError::InvalidParam(format!("body: not the JSON {{\"ref\": ...}}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if !v.is_object() {
+            return Err(bad("not a JSON object".into()));
+        }
+        let b: ConsumeBody = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
         b.reference
     };
     if let Some(r) = &reference {

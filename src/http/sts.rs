@@ -56,11 +56,16 @@ struct RefreshBody {
 
 /// Parses a refresh body: `{"objectId": N}` with an optional `isNeedCallback` 0 or 1.
 fn refresh_body(bytes: &[u8]) -> Result<(i64, bool), ApiError> {
-    let b: RefreshBody = serde_json::from_slice(bytes).map_err(|e| {
+    let bad = |e: String| {
         ApiError::InvalidParam(format!(
             "body: expected {{\"objectId\": N, \"isNeedCallback\": 0|1}}: {e}"
         ))
-    })?;
+    };
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if !v.is_object() {
+        return Err(bad("not a JSON object".into()));
+    }
+    let b: RefreshBody = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
     if b.object_id <= 0 {
         return Err(ApiError::InvalidParam(
             "objectId: must be a positive integer".into(),

@@ -142,6 +142,31 @@ pub struct CallbackOverride {
     pub callback_var: Option<String>,
 }
 
+/// A presigned `PUT` for exactly one key: the URL and the headers the client must send with
+/// it. `Debug` shows neither (the URL is a bearer capability carrying the session token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresignedPut {
+    /// The full URL, query included.
+    pub url: String,
+    /// Headers the signature covers besides `host`, to send as they are.
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for PresignedPut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresignedPut")
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a provider issued.
 pub struct Issued {
     /// Temporary access key id (Qiniu: the access key).
@@ -164,6 +189,8 @@ pub struct Issued {
     pub start_time: Option<i64>,
     /// Browser form upload, where the cloud has one.
     pub form: Option<Form>,
+    /// Presigned `PUT`, where the cloud has one (never for `isDir`).
+    pub upload: Option<PresignedPut>,
     /// Callback values specific to this cloud.
     pub callback: Option<CallbackOverride>,
 }
@@ -190,8 +217,15 @@ impl Issued {
             expiration: cred.expiration,
             start_time: cred.start_time,
             form: Some(form),
+            upload: None,
             callback: None,
         }
+    }
+
+    /// The same, with a presigned `PUT` (`uploadUrl`, `uploadHeaders`).
+    pub fn with_upload(mut self, upload: Option<PresignedPut>) -> Issued {
+        self.upload = upload;
+        self
     }
 }
 

@@ -90,6 +90,8 @@ pub struct StsAnswer {
     pub callback_info: Option<CallbackInfo>,
     /// form
     pub form: Option<Form>,
+    /// uploadUrl + uploadHeaders
+    pub upload: Option<crate::providers::PresignedPut>,
 }
 
 impl std::fmt::Debug for StsAnswer {
@@ -124,7 +126,7 @@ struct FormDto<'a> {
 
 impl Serialize for StsAnswer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("StsAnswer", 16)?;
+        let mut st = s.serialize_struct("StsAnswer", 18)?;
         st.serialize_field("accessKeyId", &self.access_key_id)?;
         st.serialize_field("secretAccessKey", self.secret_access_key.expose_secret())?;
         st.serialize_field("securityToken", self.security_token.expose_secret())?;
@@ -161,6 +163,16 @@ impl Serialize for StsAnswer {
                 st.skip_field("form")?;
             }
         }
+        match &self.upload {
+            Some(u) => {
+                st.serialize_field("uploadUrl", &u.url)?;
+                st.serialize_field("uploadHeaders", &Fields(&u.headers))?;
+            }
+            None => {
+                st.skip_field("uploadUrl")?;
+                st.skip_field("uploadHeaders")?;
+            }
+        }
         st.end()
     }
 }
@@ -184,6 +196,7 @@ mod tests {
             object_id: 5,
             callback_info: None,
             form,
+            upload: None,
         }
     }
 

@@ -182,6 +182,14 @@ struct Stored {
     callback: Option<StoredCallback>,
     #[serde(default)]
     form: Option<StoredForm>,
+    #[serde(default)]
+    upload: Option<StoredUpload>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredUpload {
+    url: String,
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -239,6 +247,10 @@ fn encode(r: &Remembered) -> String {
             policy: f.policy.clone(),
             signature: f.signature.clone(),
         }),
+        upload: a.upload.as_ref().map(|u| StoredUpload {
+            url: u.url.clone(),
+            headers: u.headers.clone(),
+        }),
     })
     .expect("plain fields always serialise")
 }
@@ -278,6 +290,10 @@ fn decode(text: &str) -> Option<Remembered> {
                 fields: f.fields,
                 policy: f.policy,
                 signature: f.signature,
+            }),
+            upload: s.upload.map(|u| crate::providers::PresignedPut {
+                url: u.url,
+                headers: u.headers,
             }),
         },
     })
@@ -334,6 +350,10 @@ mod tests {
                     fields: vec![("key".into(), "k".into()), ("policy".into(), "P".into())],
                     policy: "P".into(),
                     signature: "S".into(),
+                }),
+                upload: form.then(|| crate::providers::PresignedPut {
+                    url: "https://b.example/k?X-Amz-Signature=s".into(),
+                    headers: vec![("Content-Type".into(), "image/png".into())],
                 }),
             },
         }

@@ -333,6 +333,7 @@ fn answer(
         object_id,
         callback_info,
         form: issued.form,
+        upload: issued.upload,
     }
 }
 

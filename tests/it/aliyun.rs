@@ -153,7 +153,7 @@ async fn success_shape_body(db: Arc<Db>) {
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
     // docs/contract.md §1.3 fields; STS gives no startTime.
-    assert_form_answer_fields(d, false, true);
+    assert_form_answer_fields(d, false, true, false);
 
     // One STS call, and the answer is what it returned (expiration included, verbatim).
     let issued = env.fake.issued();

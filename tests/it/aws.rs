@@ -109,7 +109,7 @@ async fn issue_upload_callback_body(db: Arc<Db>) {
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
     // docs/contract.md §1.3 fields; STS gives no startTime.
-    assert_form_answer_fields(d, false, true);
+    assert_form_answer_fields(d, false, true, true);
 
     // One STS call, asking for exactly the least privilege on exactly this key.
     let calls = fake.assume_calls();

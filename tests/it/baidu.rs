@@ -41,7 +41,7 @@ async fn success_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_MP4).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    assert_form_answer_fields(d, true, true);
+    assert_form_answer_fields(d, true, true, false);
     let issued = fake.script.issued();
     assert_eq!(issued.len(), 1, "one STS call per issuance");
     let tok = &issued[0];
@@ -127,7 +127,7 @@ async fn is_dir_covers_the_prefix_only() {
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    assert_form_answer_fields(d, true, false);
+    assert_form_answer_fields(d, true, false, false);
     let prefix = d["relativePath"].as_str().unwrap();
     assert!(prefix.ends_with('/'), "{prefix}");
     let tok = &fake.script.issued()[0];

@@ -43,7 +43,7 @@ async fn success_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_PNG).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    assert_form_answer_fields(d, false, true);
+    assert_form_answer_fields(d, false, true, false);
     let issued = fake.script.issued();
     assert_eq!(issued.len(), 1, "one IAM call per issuance");
     let cred = &issued[0];
@@ -137,7 +137,7 @@ async fn is_dir_covers_the_prefix_only() {
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    assert_form_answer_fields(d, false, false);
+    assert_form_answer_fields(d, false, false, false);
     let prefix = d["relativePath"].as_str().unwrap();
     assert!(prefix.starts_with("test/resource/image/") && prefix.ends_with('/'));
     let cred = &fake.script.issued()[0];

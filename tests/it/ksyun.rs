@@ -80,7 +80,7 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
     );
     let d = &a.body["data"];
     // docs/contract.md §1.3 fields; KSyun gives no startTime.
-    assert_form_answer_fields(d, false, true);
+    assert_form_answer_fields(d, false, true, false);
 
     // The credentials are exactly what STS issued, expiration included.
     let issued = fake.issued();

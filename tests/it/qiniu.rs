@@ -150,7 +150,7 @@ async fn token_then_signed_callbacks_body(db: Arc<Db>) {
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
     // no startTime: an upload token has none.
-    assert_form_answer_fields(d, false, true);
+    assert_form_answer_fields(d, false, true, false);
     assert!(!a.text.contains(QN_SK), "the secret key never leaves");
     assert_eq!(d["accessKeyId"], QN_AK);
     assert_eq!(d["secretAccessKey"], "");

@@ -331,6 +331,61 @@ async fn put_and_multipart_uploads_with_minted_credentials() {
     assert_eq!(rec.body["data"]["status"], "uploaded");
     assert_eq!(rec.body["data"]["size"], 1000);
 
+    // The presigned PUT (`uploadUrl`), as `curl -T` would send it: no SDK, no signing.
+    let data = issue(&s, IMAGE).await;
+    let put_url = data["uploadUrl"].as_str().expect("uploadUrl").to_string();
+    assert!(put_url.contains("X-Amz-Security-Token="), "{put_url}");
+    assert_eq!(
+        data["uploadHeaders"],
+        serde_json::json!({"Content-Type": "image/png"})
+    );
+    let body = png(2000, 9);
+    let a = send(
+        reqwest::Client::new()
+            .put(&put_url)
+            .header("content-type", "image/png")
+            .body(body.clone()),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = data["objectId"].as_i64().unwrap();
+    let rec = s
+        .server
+        .get(
+            &format!("/upload/objects/{id}"),
+            Some(&s.server.token("alice")),
+        )
+        .await;
+    assert_eq!(rec.body["data"]["status"], "uploaded");
+    assert_eq!(rec.body["data"]["size"], 2000);
+    assert_eq!(rec.body["data"]["mimeType"], "image/png");
+    // The URL is for exactly its key: the same signature on another key is refused.
+    let other = put_url.replacen(
+        data["relativePath"].as_str().unwrap(),
+        "test/resource/image/x.png",
+        1,
+    );
+    let a = send(
+        reqwest::Client::new()
+            .put(&other)
+            .header("content-type", "image/png")
+            .body("x"),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (403, "SignatureDoesNotMatch".to_string()),
+        "{}",
+        a.text
+    );
+    // Folder grants have no uploadUrl.
+    let dir = issue(
+        &s,
+        "type=2&extension=png&isNeedCallback=0&uploadModule=directorytemp&isDir=1",
+    )
+    .await;
+    assert!(dir.get("uploadUrl").is_none() && dir.get("uploadHeaders").is_none());
+
     // Multipart: create, two parts, complete; the ETag is S3's "md5-of-md5s-2".
     let data = issue(
         &s,

@@ -11,7 +11,7 @@ use stsgate_fakes::common::Script;
 use stsgate_fakes::Mode;
 
 /// The answer fields of a cloud with a browser form (docs/contract.md §1.3).
-pub fn assert_form_answer_fields(data: &Value, start_time: bool, callback: bool) {
+pub fn assert_form_answer_fields(data: &Value, start_time: bool, callback: bool, upload_url: bool) {
     let got: BTreeSet<&str> = data
         .as_object()
         .unwrap()
@@ -40,6 +40,10 @@ pub fn assert_form_answer_fields(data: &Value, start_time: bool, callback: bool)
     }
     if callback {
         want.insert("callbackInfo");
+    }
+    if upload_url {
+        want.insert("uploadUrl");
+        want.insert("uploadHeaders");
     }
     assert_eq!(got, want, "exactly the docs/contract.md §1.3 fields");
     for t in ["expiration", "serverTime"] {

@@ -186,15 +186,51 @@ impl CredentialProvider for AwsProvider {
             req.max_bytes,
             system_time(inner.clock.now_unix()),
         );
-        Ok(Issued::temporary(
-            cred,
-            &cfg.bucket,
-            &inner.endpoint,
-            &cfg.region,
-            key,
-            form,
-        ))
+        let upload = (!req.is_dir)
+            .then(|| {
+                put_url(
+                    &cred,
+                    &inner.form_url,
+                    key,
+                    &cfg.region,
+                    &req.extension,
+                    inner.clock.now_unix(),
+                )
+            })
+            .flatten();
+        Ok(
+            Issued::temporary(cred, &cfg.bucket, &inner.endpoint, &cfg.region, key, form)
+                .with_upload(upload),
+        )
     }
+}
+
+/// The presigned `PUT` of `key` (`uploadUrl`) with the temporary credentials, valid as long
+/// as they are (S3's ceiling is 7 days), with the extension's `Content-Type` signed.
+pub fn put_url(
+    cred: &TempCredentials,
+    bucket_url: &str,
+    key: &str,
+    region: &str,
+    extension: &str,
+    now: i64,
+) -> Option<crate::providers::PresignedPut> {
+    let lifetime = (cred.expiration - now).clamp(1, 7 * 24 * 3600) as u64;
+    sign::presigned_put(
+        SigV4Key {
+            access_key_id: &cred.access_key_id,
+            secret_access_key: cred.expose_secret(),
+            session_token: Some(cred.expose_token()),
+        },
+        bucket_url,
+        key,
+        region,
+        Some(crate::providers::form::content_type_for(extension)),
+        system_time(now),
+        Duration::from_secs(lifetime),
+    )
+    .map_err(|e| tracing::warn!(error = %e, "presigning the PUT failed"))
+    .ok()
 }
 
 #[cfg(test)]

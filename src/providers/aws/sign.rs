@@ -95,6 +95,53 @@ pub fn presign_s3(
     Ok(Presigned { params, signature })
 }
 
+/// A presigned `PUT` of `key` under `bucket_url` (virtual-host `https://{bucket}.host/` or
+/// path-style `{endpoint}/{bucket}`), signed with `cred` at `time`, valid `expires_in`, with
+/// `Content-Type: content_type` signed when given (the client must send it as it is). Key
+/// segments are percent-encoded once (S3's URI encoding; `/` kept).
+pub fn presigned_put(
+    cred: SigV4Key<'_>,
+    bucket_url: &str,
+    key: &str,
+    region: &str,
+    content_type: Option<&str>,
+    time: std::time::SystemTime,
+    expires_in: std::time::Duration,
+) -> Result<crate::providers::PresignedPut, String> {
+    use crate::providers::crypto::percent_encode;
+    let path: Vec<String> = key.split('/').map(percent_encode).collect();
+    let url = format!("{}/{}", bucket_url.trim_end_matches('/'), path.join("/"));
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|c| ("content-type", c))
+        .into_iter()
+        .collect();
+    let p = presign_s3(
+        cred,
+        &SigV4Request {
+            method: "PUT",
+            url: &url,
+            signed_headers: &headers,
+            body: b"",
+            region,
+            service: "s3",
+            time,
+        },
+        expires_in,
+    )?;
+    let query: Vec<String> = p
+        .params
+        .iter()
+        .map(|(n, v)| format!("{n}={}", percent_encode(v)))
+        .collect();
+    Ok(crate::providers::PresignedPut {
+        url: format!("{url}?{}", query.join("&")),
+        headers: content_type
+            .map(|c| ("Content-Type".to_string(), c.to_string()))
+            .into_iter()
+            .collect(),
+    })
+}
+
 /// The browser POST policy signature: `hex(HMAC-SHA256(signing key, policy_base64))`.
 pub fn post_policy_signature(
     secret: &str,
@@ -310,6 +357,35 @@ mod tests {
             )
             .unwrap();
             assert_eq!(p.signature, s(exp, "signature"), "{id}: signature");
+            // The whole URL, as the answer's uploadUrl carries it.
+            let put = presigned_put(
+                SigV4Key {
+                    access_key_id: s(input, "access_key_id"),
+                    secret_access_key: s(input, "secret_access_key"),
+                    session_token: input["session_token"].as_str(),
+                },
+                &{
+                    let u = reqwest::Url::parse(base).unwrap();
+                    let origin = u.origin().ascii_serialization();
+                    if s(input, "addressing_style") == "path" {
+                        format!("{origin}/{}", s(input, "bucket"))
+                    } else {
+                        origin
+                    }
+                },
+                s(input, "key"),
+                s(input, "region"),
+                content_type,
+                time,
+                Duration::from_secs(input["expires_in"].as_u64().unwrap()),
+            )
+            .unwrap();
+            let mut want: Vec<&str> = query.split('&').collect();
+            let (got_base, got_query) = put.url.split_once('?').unwrap();
+            let mut have: Vec<&str> = got_query.split('&').collect();
+            want.sort();
+            have.sort();
+            assert_eq!((got_base, have), (base, want), "{id}: uploadUrl");
             let mut got: Vec<(String, String)> = p
                 .params
                 .iter()

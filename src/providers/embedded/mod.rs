@@ -115,6 +115,19 @@ impl CredentialProvider for EmbeddedProvider {
             },
             now,
         );
+        // A presigned PUT as on S3, for one object.
+        let upload = (!req.is_dir)
+            .then(|| {
+                crate::providers::aws::put_url(
+                    &cred,
+                    &inner.form_url,
+                    &req.planned_key,
+                    &cfg.region,
+                    &req.extension,
+                    now,
+                )
+            })
+            .flatten();
         Ok(Issued::temporary(
             cred,
             &cfg.bucket,
@@ -122,6 +135,7 @@ impl CredentialProvider for EmbeddedProvider {
             &cfg.region,
             &req.planned_key,
             form,
-        ))
+        )
+        .with_upload(upload))
     }
 }

@@ -82,6 +82,7 @@ impl QiniuProvider {
             access_key_id: self.signer.access_key().to_string(),
             secret_access_key: SecretString::from(String::new()),
             form: Some(form),
+            upload: None,
             security_token: SecretString::from(token.token),
             bucket: self.bucket.clone(),
             endpoint: self.upload_host.clone(),

@@ -275,6 +275,7 @@ impl CredentialProvider for TencentProvider {
             expiration: cred.cred.expiration,
             start_time: cred.cred.start_time,
             form: Some(form),
+            upload: None,
             callback: None,
         })
     }
