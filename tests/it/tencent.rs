@@ -53,12 +53,14 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
         "policy",
         "signature",
         "form",
+        "uploadUrl",
+        "uploadHeaders",
     ]
     .into_iter()
     .collect();
     assert_eq!(
         keys, want,
-        "exactly the docs/contract.md §1.3 fields, with the COS POST form"
+        "exactly the docs/contract.md §1.3 fields, with the COS POST form and presigned PUT"
     );
     let issued = fake.issued();
     assert_eq!(issued.len(), 1);
@@ -87,6 +89,40 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
     let mut altered = fields.clone();
     altered["key"] = serde_json::json!(format!("{}x", fields["key"].as_str().unwrap()));
     assert!(tencent::verify_cos_post(&issued[0].tmp_secret_key, &altered).is_err());
+    // The presigned PUT: for exactly the key, with the token as a signed parameter and the
+    // Content-Type as a signed header (the fake's own COS signature code).
+    let put = d["uploadUrl"].as_str().unwrap();
+    assert_eq!(
+        d["uploadHeaders"],
+        serde_json::json!({"Content-Type": "application/pdf"})
+    );
+    assert!(put.starts_with(&format!(
+        "https://lke-offline-1250000000.cos.ap-guangzhou.myqcloud.com/{}?",
+        d["relativePath"].as_str().unwrap()
+    )));
+    assert!(
+        put.contains(&format!("x-cos-security-token={}", issued[0].token)),
+        "{put}"
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ct = [("Content-Type", "application/pdf")];
+    tencent::verify_cos_presigned(&issued[0].tmp_secret_key, "PUT", put, &ct, now).unwrap();
+    let other_key = put.replacen(".pdf?", "x.pdf?", 1);
+    assert!(
+        tencent::verify_cos_presigned(&issued[0].tmp_secret_key, "PUT", &other_key, &ct, now)
+            .is_err()
+    );
+    assert!(tencent::verify_cos_presigned(
+        &issued[0].tmp_secret_key,
+        "PUT",
+        put,
+        &[("Content-Type", "image/gif")],
+        now
+    )
+    .is_err());
+    assert!(
+        tencent::verify_cos_presigned(&issued[0].tmp_secret_key, "GET", put, &ct, now).is_err()
+    );
     assert_eq!(d["endpoint"], "https://cos.ap-guangzhou.myqcloud.com");
     for t in ["expiration", "startTime", "serverTime"] {
         let v = d[t].as_str().unwrap();

@@ -250,6 +250,29 @@ impl CredentialProvider for TencentProvider {
         };
         inner.schedule_refill(key, slot);
         let relative_path = sts::object_key(&cred.upload_path).to_string();
+        let start = cred
+            .cred
+            .start_time
+            .unwrap_or_else(|| inner.clock.now_unix());
+        // A presigned PUT of exactly UploadPath with the temporary key (the token signed as a
+        // parameter, the extension's Content-Type as a header).
+        let content_type = crate::providers::form::content_type_for(&req.extension);
+        let upload = crate::providers::PresignedPut {
+            url: sign::cos_presigned_url(
+                &cred.cred.access_key_id,
+                cred.cred.secret_access_key.expose_secret(),
+                "PUT",
+                &format!("{}.cos.{}.myqcloud.com", cred.bucket, cred.region),
+                &relative_path,
+                &[(
+                    "x-cos-security-token",
+                    cred.cred.security_token.expose_secret(),
+                )],
+                &[("Content-Type", content_type)],
+                &format!("{start};{}", cred.cred.expiration),
+            ),
+            headers: vec![("Content-Type".into(), content_type.into())],
+        };
         let form = form::cos_post_form(&form::CosPost {
             access_key_id: &cred.cred.access_key_id,
             secret_key: cred.cred.secret_access_key.expose_secret(),
@@ -275,7 +298,7 @@ impl CredentialProvider for TencentProvider {
             expiration: cred.cred.expiration,
             start_time: cred.cred.start_time,
             form: Some(form),
-            upload: None,
+            upload: Some(upload),
             callback: None,
         })
     }
