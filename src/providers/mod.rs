@@ -70,6 +70,13 @@ pub struct IssueRequest {
 }
 
 impl IssueRequest {
+    /// The `Content-Type` a form or presigned PUT for one object sets (from the extension),
+    /// so the stored object is not `binary/octet-stream`; `None` for a folder, whose files
+    /// differ.
+    pub fn content_type(&self) -> Option<&'static str> {
+        (!self.is_dir).then(|| form::content_type_for(&self.extension))
+    }
+
     /// The keys the credentials cover, as a wildcard pattern: `planned_key` itself, or
     /// `planned_key*` (everything under the folder) when `is_dir`.
     pub fn key_pattern(&self) -> String {

@@ -204,6 +204,7 @@ async fn success_shape_body(db: Arc<Db>) {
             "Signature",
             "x-oss-security-token",
             "success_action_status",
+            "Content-Type",
             "callback",
             "x:objectid",
             "x:resourcetype"

@@ -158,6 +158,7 @@ async fn issue_upload_callback_body(db: Arc<Db>) {
     assert_eq!(
         names,
         [
+            "Content-Type",
             "key",
             "policy",
             "x-amz-algorithm",
@@ -167,22 +168,28 @@ async fn issue_upload_callback_body(db: Arc<Db>) {
             "x-amz-signature"
         ]
     );
-    assert_eq!(fields[0].1, key);
-    assert_eq!(fields[1].1, d["policy"].as_str().unwrap());
-    assert_eq!(fields[6].1, d["signature"].as_str().unwrap());
-    assert_eq!(fields[5].1, issued.session_token);
-    assert!(fields[3]
+    // The stored object gets the extension's type, pinned by the policy.
+    assert_eq!(fields[0].1, "image/png");
+    assert_eq!(fields[1].1, key);
+    assert_eq!(fields[2].1, d["policy"].as_str().unwrap());
+    assert_eq!(fields[7].1, d["signature"].as_str().unwrap());
+    assert_eq!(fields[6].1, issued.session_token);
+    assert!(fields[4]
         .1
         .starts_with(&format!("{}/", issued.access_key_id)));
-    assert!(fields[3].1.ends_with(&format!("/{REGION}/s3/aws4_request")));
+    assert!(fields[4].1.ends_with(&format!("/{REGION}/s3/aws4_request")));
     let policy: Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &fields[1].1).unwrap(),
+        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &fields[2].1).unwrap(),
     )
     .unwrap();
     assert_eq!(policy["expiration"], issued.expiration_text.as_str());
     assert_eq!(
         policy["conditions"][0],
         serde_json::json!(["content-length-range", 0, 20971520])
+    );
+    assert_eq!(
+        policy["conditions"][1],
+        serde_json::json!({"Content-Type": "image/png"})
     );
 
     // A browser uploads with the form; the fake S3 checks signature, token and policy.

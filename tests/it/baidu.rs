@@ -80,11 +80,16 @@ async fn success_body(db: Arc<Db>) {
             "key",
             "accessKey",
             "x-bce-security-token",
+            "Content-Type",
             "policy",
             "signature",
         ],
     );
-    assert_eq!(fields.len(), 5);
+    assert_eq!(fields.len(), 6);
+    assert_eq!(
+        fields.iter().find(|(k, _)| k == "Content-Type").unwrap().1,
+        "video/mp4"
+    );
     assert_eq!(fields.iter().find(|(k, _)| k == "key").unwrap().1, key);
     assert_eq!(fake.check_form(BUCKET, &fields, 1000), Ok(()));
     assert!(

@@ -88,11 +88,16 @@ async fn success_body(db: Arc<Db>) {
             "key",
             "AccessKeyId",
             "x-obs-security-token",
+            "Content-Type",
             "policy",
             "signature",
         ],
     );
-    assert_eq!(fields.len(), 5);
+    assert_eq!(fields.len(), 6);
+    assert_eq!(
+        fields.iter().find(|(k, _)| k == "Content-Type").unwrap().1,
+        "image/png"
+    );
     assert_eq!(fields.iter().find(|(k, _)| k == "key").unwrap().1, key);
     assert_eq!(fake.check_form(BUCKET, &fields, 1000), Ok(()));
     assert!(

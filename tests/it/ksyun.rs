@@ -139,7 +139,8 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
     let at = |name: &str| raw_fields.find(&format!("\"{name}\":")).unwrap();
     assert!(at("key") < at("KSSAccessKeyId"));
     assert!(at("KSSAccessKeyId") < at("Policy") && at("Policy") < at("Signature"));
-    assert_eq!(fields.len(), 4);
+    assert_eq!(fields.len(), 5);
+    assert_eq!(fields["Content-Type"], "image/png");
     assert_eq!(fields["key"], key);
     assert_eq!(fields["KSSAccessKeyId"], AK);
     assert_eq!(d["policy"], fields["Policy"]);
@@ -157,7 +158,8 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
         serde_json::json!([
             ["eq", "$bucket", BUCKET],
             ["eq", "$key", key],
-            ["content-length-range", 0, 20_971_520]
+            ["content-length-range", 0, 20_971_520],
+            ["eq", "$Content-Type", "image/png"]
         ])
     );
     for secret in [SK, "secret/key"] {

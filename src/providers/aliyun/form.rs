@@ -35,6 +35,8 @@ pub struct PostFormInput<'a> {
     pub creds: &'a TempCredentials,
     /// The OSS `callback` parameter and the custom variables it uses, when asked.
     pub callback: Option<(&'a str, &'a [(String, String)])>,
+    /// The `Content-Type` field (one object, from the extension), pinned by the policy.
+    pub content_type: Option<&'a str>,
 }
 
 /// `success_action_status` the form asks for (an empty 200 rather than a 204).
@@ -50,6 +52,10 @@ pub fn post_policy(input: &PostFormInput<'_>) -> String {
         .content_length_range(0, input.max_bytes)
         .field("success_action_status", SUCCESS_ACTION_STATUS)
         .field("x-oss-security-token", input.creds.expose_token());
+    let policy = match input.content_type {
+        Some(ct) => policy.field("Content-Type", ct),
+        None => policy,
+    };
     let policy = match input.callback {
         Some((cb, _)) => policy.field("callback", cb),
         None => policy,
@@ -85,6 +91,9 @@ pub fn post_form(input: &PostFormInput<'_>) -> Form {
             SUCCESS_ACTION_STATUS.to_string(),
         ),
     ];
+    if let Some(ct) = input.content_type {
+        fields.push(("Content-Type".to_string(), ct.to_string()));
+    }
     if let Some((cb, vars)) = input.callback {
         fields.push(("callback".to_string(), cb.to_string()));
         fields.extend(vars.iter().cloned());
@@ -145,6 +154,7 @@ mod tests {
             max_bytes: 20_971_520,
             creds: &c,
             callback: Some(("CB64", &vars)),
+            content_type: None,
         };
         let f = post_form(&input);
         let names: Vec<&str> = f.fields.iter().map(|(k, _)| k.as_str()).collect();
@@ -181,6 +191,7 @@ mod tests {
             key: "test/temp/2024/01/02/7/",
             is_dir: true,
             callback: None,
+            content_type: None,
             ..input
         };
         let f = post_form(&dir);

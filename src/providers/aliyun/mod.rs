@@ -249,6 +249,7 @@ impl CredentialProvider for AliyunProvider {
             max_bytes: req.max_bytes,
             creds: &creds,
             callback: callback_b64.as_deref().map(|cb| (cb, vars.as_slice())),
+            content_type: req.content_type(),
         });
         Ok(Issued {
             callback: callback_override,

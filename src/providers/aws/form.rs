@@ -6,7 +6,6 @@
 
 use std::time::SystemTime;
 
-use super::config::AwsConfig;
 use super::sign::post_policy_signature;
 use super::sts::{dns_suffix, s3_endpoint};
 use crate::clock::rfc3339;
@@ -220,15 +219,19 @@ pub fn post_form(input: &PostFormInput<'_>) -> PostForm {
 }
 
 /// The form an issuance answers with: for `key` (a folder: `{key}${filename}`, any key
-/// under it) in the section's bucket at `url`, signed at `time` with the temporary
-/// credentials (in the bucket's region) and valid as long as they are; size at most
-/// `max_bytes`, and any `Content-Type` the browser sets (the key stays pinned).
+/// under it) in `bucket` at `url`, signed at `time` with the temporary credentials (in the
+/// bucket's `region`) and valid as long as they are; size at most `max_bytes`. For one object
+/// the form sets `Content-Type` (pinned by the policy) so the stored object is typed; a
+/// folder's files differ, so there the browser sets each one's.
+#[allow(clippy::too_many_arguments)]
 pub fn form(
     cred: &TempCredentials,
-    cfg: &AwsConfig,
+    bucket: &str,
+    region: &str,
     url: &str,
     key: &str,
     is_dir: bool,
+    content_type: Option<&str>,
     max_bytes: u64,
     time: SystemTime,
 ) -> Form {
@@ -238,23 +241,27 @@ pub fn form(
         key.to_string()
     };
     let expiration = rfc3339(cred.expiration);
-    let conditions = [
-        Condition::LengthRange(0, max_bytes),
-        // Lets a browser set the stored Content-Type; the key stays pinned.
-        Condition::StartsWith("Content-Type".into(), String::new()),
-    ];
+    let mut conditions = vec![Condition::LengthRange(0, max_bytes)];
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    match content_type {
+        Some(ct) => {
+            conditions.push(Condition::Eq("Content-Type".into(), ct.into()));
+            extra.push(("Content-Type", ct));
+        }
+        None => conditions.push(Condition::StartsWith("Content-Type".into(), String::new())),
+    }
     let form = post_form(&PostFormInput {
         url,
-        bucket: &cfg.bucket,
+        bucket,
         key: &form_key,
         access_key_id: &cred.access_key_id,
         secret_access_key: cred.expose_secret(),
         session_token: Some(cred.expose_token()),
-        region: &cfg.region,
+        region,
         time,
         expiration: &expiration,
         conditions: &conditions,
-        extra_fields: &[],
+        extra_fields: &extra,
     });
     Form {
         url: form.url,

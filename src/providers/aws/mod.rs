@@ -179,10 +179,12 @@ impl CredentialProvider for AwsProvider {
         // The browser form: signed with the temporary keys, valid as long as they are.
         let form = form::form(
             &cred,
-            cfg,
+            &cfg.bucket,
+            &cfg.region,
             &inner.form_url,
             key,
             req.is_dir,
+            req.content_type(),
             req.max_bytes,
             system_time(inner.clock.now_unix()),
         );

@@ -15,13 +15,18 @@ pub fn post_policy(
     pattern: &str,
     session_token: &str,
     max_bytes: Option<u64>,
+    content_type: Option<&str>,
 ) -> String {
     let policy = PostPolicy::new()
         .field("bucket", bucket)
         .field("key", pattern)
         .field("x-bce-security-token", session_token);
-    match max_bytes {
+    let policy = match max_bytes {
         Some(max) => policy.content_length_range(0, max),
+        None => policy,
+    };
+    match content_type {
+        Some(ct) => policy.field("Content-Type", ct),
         None => policy,
     }
     .to_json(expiration)
@@ -36,6 +41,7 @@ pub fn form(
     key: &str,
     pattern: &str,
     max_bytes: u64,
+    content_type: Option<&str>,
 ) -> Form {
     let policy_json = post_policy(
         &rfc3339(cred.expiration),
@@ -43,15 +49,20 @@ pub fn form(
         pattern,
         cred.expose_token(),
         Some(max_bytes),
+        content_type,
     );
     let signed = sign_bos_post(cred.expose_secret(), &policy_json);
+    let mut leading = vec![
+        ("key", key.to_string()),
+        ("accessKey", cred.access_key_id.clone()),
+        ("x-bce-security-token", cred.expose_token().into()),
+    ];
+    if let Some(ct) = content_type {
+        leading.push(("Content-Type", ct.to_string()));
+    }
     Form::with_policy(
         form_url.to_string(),
-        vec![
-            ("key", key.into()),
-            ("accessKey", cred.access_key_id.clone()),
-            ("x-bce-security-token", cred.expose_token().into()),
-        ],
+        leading,
         signed.policy,
         signed.signature,
     )
@@ -72,10 +83,18 @@ mod tests {
             "tenant-7/*",
             "FAKE-session-token-abc/def=",
             None,
+            None,
         );
         assert_eq!(got, v["input"]["policy_json"].as_str().unwrap());
         assert_eq!(
-            post_policy("2025-01-01T00:30:00Z", "b", "k/\"x\".png", "t", Some(10)),
+            post_policy(
+                "2025-01-01T00:30:00Z",
+                "b",
+                "k/\"x\".png",
+                "t",
+                Some(10),
+                None
+            ),
             r#"{"expiration":"2025-01-01T00:30:00Z","conditions":[{"bucket":"b"},{"key":"k/\"x\".png"},{"x-bce-security-token":"t"},["content-length-range",0,10]]}"#
         );
     }

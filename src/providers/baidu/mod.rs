@@ -170,6 +170,7 @@ impl CredentialProvider for BaiduProvider {
             &req.planned_key,
             &pattern,
             req.max_bytes,
+            req.content_type(),
         );
         Ok(Issued::temporary(
             cred,

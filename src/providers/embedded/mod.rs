@@ -110,7 +110,7 @@ impl CredentialProvider for EmbeddedProvider {
                 region: &cfg.region,
                 key: &req.planned_key,
                 is_dir: req.is_dir,
-                extension: &req.extension,
+                content_type: req.content_type(),
                 max_bytes: req.max_bytes,
             },
             now,

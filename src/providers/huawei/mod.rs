@@ -169,6 +169,7 @@ impl CredentialProvider for HuaweiProvider {
             key,
             req.is_dir,
             req.max_bytes,
+            req.content_type(),
         );
         Ok(Issued::temporary(
             cred,

@@ -16,20 +16,25 @@ pub fn post_expiration(unix: i64) -> String {
 
 /// The KS3 POST policy JSON (compact): the bucket, the exact key (or `starts-with` the
 /// folder prefix, for a `key` field of `{prefix}${filename}`), and a size limit; expires
-/// with the credentials. Only `key` is a form field besides `KSSAccessKeyId`, `Policy`,
-/// `Signature` and `file`, so nothing else needs a condition.
+/// with the credentials. Besides `KSSAccessKeyId`, `Policy`, `Signature` and `file`, the
+/// form's fields are `key` and, for one object, `Content-Type`, each with its condition.
 pub fn post_policy(
     bucket: &str,
     key: &str,
     is_dir: bool,
     max_bytes: u64,
     expiration_unix: i64,
+    content_type: Option<&str>,
 ) -> String {
-    PostPolicy::new()
+    let policy = PostPolicy::new()
         .eq("bucket", bucket)
         .key(key, is_dir)
-        .content_length_range(0, max_bytes)
-        .to_json(&post_expiration(expiration_unix))
+        .content_length_range(0, max_bytes);
+    match content_type {
+        Some(ct) => policy.eq("Content-Type", ct),
+        None => policy,
+    }
+    .to_json(&post_expiration(expiration_unix))
 }
 
 /// The browser POST URL: the bucket as a virtual host of the endpoint
@@ -51,8 +56,16 @@ pub fn form(
     is_dir: bool,
     max_bytes: u64,
     expiration: i64,
+    content_type: Option<&str>,
 ) -> Form {
-    let policy_json = post_policy(&cfg.bucket, key, is_dir, max_bytes, expiration);
+    let policy_json = post_policy(
+        &cfg.bucket,
+        key,
+        is_dir,
+        max_bytes,
+        expiration,
+        content_type,
+    );
     let signed = sign_policy_hmac_sha1(cfg.secret_access_key.expose(), &policy_json);
     Form {
         url: form_url.to_string(),
@@ -72,7 +85,10 @@ pub fn form(
             ),
             ("Policy".into(), signed.policy.clone()),
             ("Signature".into(), signed.signature.clone()),
-        ],
+        ]
+        .into_iter()
+        .chain(content_type.map(|ct| ("Content-Type".to_string(), ct.to_string())))
+        .collect(),
         policy: signed.policy,
         signature: signed.signature,
     }
@@ -118,12 +134,13 @@ mod tests {
             false,
             10_485_760,
             1_735_690_500,
+            None,
         );
         assert_eq!(
             p,
             r#"{"expiration":"2025-01-01T00:15:00.000Z","conditions":[["eq","$bucket","stsgate-demo"],["eq","$key","test/a.png"],["content-length-range",0,10485760]]}"#
         );
-        let d = post_policy("b", "test/temp/", true, 1, 0);
+        let d = post_policy("b", "test/temp/", true, 1, 0, None);
         assert!(d.contains(r#"["starts-with","$key","test/temp/"]"#), "{d}");
         assert_eq!(post_expiration(0), "1970-01-01T00:00:00.000Z");
     }
@@ -152,12 +169,12 @@ mod tests {
             bucket: "b".into(),
             ..KsyunConfig::default()
         };
-        let f = form(&cfg, "https://b.ks3", "dir/", true, 5, 0);
+        let f = form(&cfg, "https://b.ks3", "dir/", true, 5, 0, None);
         let names: Vec<&str> = f.fields.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, ["key", "KSSAccessKeyId", "Policy", "Signature"]);
         assert_eq!(f.fields[0].1, "dir/${filename}");
         assert_eq!(f.fields[1].1, "AKLT");
-        let signed = sign_policy_hmac_sha1("SK", &post_policy("b", "dir/", true, 5, 0));
+        let signed = sign_policy_hmac_sha1("SK", &post_policy("b", "dir/", true, 5, 0, None));
         assert_eq!((f.policy, f.signature), (signed.policy, signed.signature));
         assert_eq!(f.url, "https://b.ks3");
     }

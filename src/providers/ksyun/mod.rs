@@ -156,6 +156,7 @@ impl CredentialProvider for KsyunProvider {
             req.is_dir,
             req.max_bytes,
             cred.expiration,
+            req.content_type(),
         );
         Ok(Issued::temporary(
             cred,
