@@ -56,7 +56,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
     let server_cfg = &state.config.server;
@@ -82,6 +81,7 @@ pub async fn serve(
             Some(tokio::spawn(store.clone().serve(
                 store_listener,
                 header_timeout,
+                server_cfg.max_connections,
                 grace,
                 rx.clone(),
             )))
@@ -89,6 +89,56 @@ pub async fn serve(
         None => None,
     };
     let sweeper = tokio::spawn(expiry_sweeper(state.clone(), rx));
+    let graceful = accept_loop(
+        listener,
+        TowerToHyperService::new(router),
+        header_timeout,
+        slots,
+        shutdown,
+    )
+    .await;
+    let _ = tx.send(true);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "shutdown grace period over; dropping in-flight requests"
+        );
+    }
+    sweeper.abort();
+    if let Some(task) = store_task {
+        let _ = tokio::time::timeout(grace, task).await;
+    }
+    Ok(())
+}
+
+/// Accepts HTTP/1.1 connections on `listener` for `svc` until `shutdown` resolves: each with
+/// a header-read timeout that also bounds an idle keep-alive connection, at most as many open
+/// at once as `slots` has permits (further ones wait in the listen backlog). Returns the
+/// handle that drains the open connections.
+pub(crate) async fn accept_loop<S, B>(
+    listener: TcpListener,
+    svc: S,
+    header_timeout: Duration,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    shutdown: impl Future<Output = ()>,
+) -> hyper_util::server::graceful::GracefulShutdown
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -115,11 +165,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc.clone()));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -128,21 +174,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    let _ = tx.send(true);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace_ms = grace.as_millis() as u64,
-            "shutdown grace period over; dropping in-flight requests"
-        );
-    }
-    sweeper.abort();
-    if let Some(task) = store_task {
-        let _ = tokio::time::timeout(grace, task).await;
-    }
-    Ok(())
+    graceful
 }
 
 /// One pass of the sweeper: `issued` rows whose credentials lapsed become `expired`, and

@@ -32,6 +32,14 @@ pub fn router() -> Router<AppState> {
         .route("/upload/sts/refresh", post(refresh))
 }
 
+/// The request id the middleware set (for the audit event).
+fn request_id(headers: &HeaderMap) -> &str {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// The `Idempotency-Key` header, when sent (40001 when malformed).
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
@@ -93,10 +101,7 @@ async fn refresh(
         start,
         std::time::Duration::from_millis(state.config.server.request_timeout_ms),
     );
-    let request_id = headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let request_id = request_id(&headers);
     let answer = service::refresh(
         &state,
         &user,
@@ -127,10 +132,7 @@ async fn info(
         start,
         std::time::Duration::from_millis(state.config.server.request_timeout_ms),
     );
-    let request_id = headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let request_id = request_id(&headers);
     let answer =
         service::issue(&state, &user, &p, idem_key.as_deref(), deadline, request_id).await?;
     Ok(success(answer))

@@ -65,9 +65,50 @@ impl Staged {
     }
 }
 
-/// A fresh temporary file's path.
-fn tmp_path(dir: &Path) -> PathBuf {
-    paths::tmp_dir(dir).join(uuid::Uuid::new_v4().simple().to_string())
+/// A temporary file being written: counted against `limit` and hashed as bytes arrive.
+struct Writer {
+    staged: Staged,
+    out: tokio::io::BufWriter<tokio::fs::File>,
+    hash: Md5,
+    limit: u64,
+}
+
+impl Writer {
+    /// A fresh temporary file under `{dir}/.stsgate/tmp`; removed again unless persisted.
+    async fn create(dir: &Path, limit: u64) -> Result<Writer, WriteError> {
+        let path = paths::tmp_dir(dir).join(uuid::Uuid::new_v4().simple().to_string());
+        tokio::fs::create_dir_all(path.parent().expect("tmp has a parent")).await?;
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(Writer {
+            staged: Staged {
+                path,
+                size: 0,
+                md5: [0; 16],
+                kept: false,
+            },
+            out: tokio::io::BufWriter::with_capacity(256 * 1024, file),
+            hash: Md5::new(),
+            limit,
+        })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+        self.staged.size += chunk.len() as u64;
+        if self.staged.size > self.limit {
+            return Err(WriteError::TooLarge);
+        }
+        self.hash.update(chunk);
+        self.out.write_all(chunk).await?;
+        Ok(())
+    }
+
+    /// Flushes and syncs the file; the body is complete.
+    async fn finish(mut self) -> Result<Staged, WriteError> {
+        self.out.flush().await?;
+        self.out.into_inner().sync_data().await?;
+        self.staged.md5 = self.hash.finalize().into();
+        Ok(self.staged)
+    }
 }
 
 /// Streams `body` into a temporary file, refusing it once more than `limit` bytes arrive.
@@ -76,66 +117,29 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let path = tmp_path(dir);
-    tokio::fs::create_dir_all(path.parent().expect("tmp has a parent")).await?;
-    let file = tokio::fs::File::create(&path).await?;
-    // From here on the file is removed on every early return.
-    let mut staged = Staged {
-        path,
-        size: 0,
-        md5: [0; 16],
-        kept: false,
-    };
-    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut hash = Md5::new();
+    let mut w = Writer::create(dir, limit).await?;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| WriteError::Body(e.to_string()))?;
-        staged.size += chunk.len() as u64;
-        if staged.size > limit {
-            return Err(WriteError::TooLarge);
-        }
-        hash.update(&chunk);
-        out.write_all(&chunk).await?;
+        w.write(&chunk).await?;
     }
-    out.flush().await?;
-    out.into_inner().sync_data().await?;
-    staged.md5 = hash.finalize().into();
-    Ok(staged)
+    w.finish().await
 }
 
 /// Concatenates `parts` (files) into one staged file; `limit` bounds the total.
 pub async fn concat(dir: &Path, parts: &[PathBuf], limit: u64) -> Result<Staged, WriteError> {
-    let path = tmp_path(dir);
-    tokio::fs::create_dir_all(path.parent().expect("tmp has a parent")).await?;
-    let file = tokio::fs::File::create(&path).await?;
-    let mut staged = Staged {
-        path,
-        size: 0,
-        md5: [0; 16],
-        kept: false,
-    };
-    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
-    let mut hash = Md5::new();
+    let mut w = Writer::create(dir, limit).await?;
+    let mut buf = vec![0u8; 256 * 1024];
     for part in parts {
         let mut input = tokio::fs::File::open(part).await?;
-        let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = tokio::io::AsyncReadExt::read(&mut input, &mut buf).await?;
             if n == 0 {
                 break;
             }
-            staged.size += n as u64;
-            if staged.size > limit {
-                return Err(WriteError::TooLarge);
-            }
-            hash.update(&buf[..n]);
-            out.write_all(&buf[..n]).await?;
+            w.write(&buf[..n]).await?;
         }
     }
-    out.flush().await?;
-    out.into_inner().sync_data().await?;
-    staged.md5 = hash.finalize().into();
-    Ok(staged)
+    w.finish().await
 }
 
 /// The S3 ETag of a multipart object: the MD5 of the parts' binary MD5s, `-` and the count.

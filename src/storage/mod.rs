@@ -162,16 +162,16 @@ impl EmbeddedStore {
         }
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then lets in-flight requests finish
-    /// for at most `grace`.
+    /// Serves on `listener` (the server's connection rules: [`crate::accept_loop`]) until
+    /// `shutdown` changes, then lets in-flight requests finish for at most `grace`.
     pub async fn serve(
         self,
         listener: TcpListener,
         header_timeout: Duration,
+        max_connections: usize,
         grace: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        use hyper_util::rt::{TokioIo, TokioTimer};
         use hyper_util::service::TowerToHyperService;
         use tower::ServiceBuilder;
 
@@ -186,35 +186,18 @@ impl EmbeddedStore {
                     }
                 },
             ));
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .keep_alive(true);
-        loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "embedded store: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc.clone()));
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "embedded store: connection ended with an error");
-                }
-            });
-        }
-        drop(listener);
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
+        let stop = async move {
+            let _ = shutdown.changed().await;
+        };
+        let graceful = crate::accept_loop(
+            listener,
+            TowerToHyperService::new(svc),
+            header_timeout,
+            slots,
+            stop,
+        )
+        .await;
         let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
     }
 }

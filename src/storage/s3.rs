@@ -194,6 +194,27 @@ impl Backend {
         Ok(paths::upload_dir(&self.0.dir, upload_id))
     }
 
+    /// Writes `body` (at most `limit` bytes) to `dest` atomically; its size and ETag.
+    async fn write(
+        &self,
+        body: Option<s3s::dto::StreamingBlob>,
+        limit: u64,
+        dest: &std::path::Path,
+    ) -> S3Result<(u64, String)> {
+        let Some(body) = body else {
+            return Err(s3_error!(IncompleteBody));
+        };
+        let staged = disk::stage(&self.0.dir, body, limit)
+            .await
+            .map_err(|e| write_error(e, limit))?;
+        let (size, etag) = (staged.size, staged.etag());
+        staged
+            .persist(dest)
+            .await
+            .map_err(|e| write_error(WriteError::Io(e), limit))?;
+        Ok((size, etag))
+    }
+
     async fn meta(&self, upload_id: &str, bucket: &str, key: &str) -> S3Result<PathBuf> {
         let dir = self.upload_dir(upload_id)?;
         let text = tokio::fs::read(dir.join("meta.json"))
@@ -217,17 +238,7 @@ impl S3 for Backend {
         let grant = grant_of(&req)?;
         let input = req.input;
         let dest = paths::object_path(&self.0.dir, &input.bucket, &input.key).map_err(bad_key)?;
-        let Some(body) = input.body else {
-            return Err(s3_error!(IncompleteBody));
-        };
-        let staged = disk::stage(&self.0.dir, body, grant.max_bytes)
-            .await
-            .map_err(|e| write_error(e, grant.max_bytes))?;
-        let (size, etag) = (staged.size, staged.etag());
-        staged
-            .persist(&dest)
-            .await
-            .map_err(|e| write_error(WriteError::Io(e), grant.max_bytes))?;
+        let (size, etag) = self.write(input.body, grant.max_bytes, &dest).await?;
         self.0
             .record(
                 &grant,
@@ -288,17 +299,8 @@ impl S3 for Backend {
         let dir = self
             .meta(&input.upload_id, &input.bucket, &input.key)
             .await?;
-        let Some(body) = input.body else {
-            return Err(s3_error!(IncompleteBody));
-        };
-        let staged = disk::stage(&self.0.dir, body, grant.max_bytes)
-            .await
-            .map_err(|e| write_error(e, grant.max_bytes))?;
-        let etag = staged.etag();
-        staged
-            .persist(&dir.join(format!("{}.part", input.part_number)))
-            .await
-            .map_err(|e| write_error(WriteError::Io(e), 0))?;
+        let part = dir.join(format!("{}.part", input.part_number));
+        let (_, etag) = self.write(input.body, grant.max_bytes, &part).await?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(etag.trim_matches('"').to_string())),
             ..Default::default()
