@@ -37,6 +37,41 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// `[storage]`: the embedded object store.
     pub storage: crate::providers::embedded::config::StorageConfig,
+    /// `[notify]`: signed webhooks.
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: every change to `uploaded`, `rejected`, `expired` and `consumed` is POSTed
+/// to `url`, signed with `secret` (see [`crate::notify`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Empty: no webhooks. An http(s) URL otherwise.
+    pub url: String,
+    /// The HMAC-SHA256 key of `Stsgate-Signature`; required when `url` is set.
+    pub secret: Secret,
+    /// Timeout of one delivery (connect, send, answer).
+    pub timeout_ms: u64,
+    /// An event not delivered this long after it happened is marked dead.
+    pub max_age_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            secret: Secret::default(),
+            timeout_ms: 5_000,
+            max_age_secs: 259_200,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Whether webhooks are on.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
 }
 
 /// `[server]`
