@@ -520,6 +520,54 @@ mod tests {
     }
 
     #[test]
+    fn notify_needs_a_secret_and_an_http_url() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert!(!c.notify.enabled());
+        assert_eq!((c.notify.timeout_ms, c.notify.max_age_secs), (5000, 259_200));
+        let e = Config::load_from(
+            None,
+            env(&[("STSGATE_NOTIFY__URL", "https://hooks.example/in")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notify.secret"), "{e}");
+        let e = Config::load_from(
+            None,
+            env(&[
+                ("STSGATE_NOTIFY__URL", "ftp://hooks.example/in?token=tok-123"),
+                ("STSGATE_NOTIFY__SECRET", "whsec-config-test"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notify.url"), "{e}");
+        assert!(!e.contains("tok-123"), "{e}");
+        let e = Config::load_from(
+            None,
+            env(&[
+                ("STSGATE_NOTIFY__URL", "https://hooks.example/in"),
+                ("STSGATE_NOTIFY__SECRET", "whsec-config-test"),
+                ("STSGATE_NOTIFY__TIMEOUT_MS", "0"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notify.timeout_ms"), "{e}");
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("STSGATE_NOTIFY__URL", "https://hooks.example/in"),
+                ("STSGATE_NOTIFY__SECRET", "whsec-config-test"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.notify.enabled());
+        assert_eq!(c.notify.secret.expose(), "whsec-config-test");
+        assert!(!format!("{c:?}").contains("whsec-config-test"));
+        assert!(!c.redacted_toml().contains("whsec-config-test"));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let f = file("[server]\nlisten_addr = \"x\"\n");
         let e = Config::load_from(Some(f.path()), env(&[]))

@@ -1,0 +1,511 @@
+//! Signed webhooks with an outbox, on SQLite and PostgreSQL: a receiver in the test that
+//! fails, goes down across a restart and comes back; signatures checked with the test's own
+//! HMAC code; dead events; two replicas on one database; a failed transaction writes
+//! neither the change nor its event; the secret never reaches the logs.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use stsgate::clock::Clock as _;
+use stsgate::config::Config;
+use stsgate::metrics::Metrics;
+use stsgate::providers::embedded::config::StorageMode;
+use stsgate::secret::Secret;
+use stsgate::store::{FactSource, MarkOutcome, UploadFacts};
+use tokio::sync::oneshot;
+
+use crate::helpers::*;
+use crate::on_both_databases;
+
+const HOOK_SECRET: &str = "whsec-it-0123456789abcdef-never-logged";
+const IMAGE: &str = "type=2&extension=png&isNeedCallback=0&uploadModule=resource_image";
+/// The receiver's timestamp tolerance.
+const TOLERANCE_SECS: i64 = 300;
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Delivery {
+    event_id: String,
+    signature: String,
+    content_type: String,
+    body: String,
+    /// What the receiver answered.
+    status: u16,
+    /// The (manual) clock when it arrived.
+    received_at: i64,
+}
+
+struct Inner {
+    log: Mutex<Vec<Delivery>>,
+    /// 500s still to answer before answering 200.
+    fail_first: AtomicUsize,
+    always_fail: bool,
+    clock: Arc<ManualClock>,
+    in_flight: Mutex<HashSet<String>>,
+    /// Requests that arrived while another one for the same event was being answered.
+    overlaps: AtomicUsize,
+    hold: Duration,
+}
+
+/// A webhook receiver: answers 500 to its first `fail_first` requests, then 200 (or 500
+/// for ever), closing every connection after its answer.
+struct Receiver {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn hook(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, [(&'static str, &'static str); 1]) {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let event_id = h("stsgate-event-id");
+    if !inner.in_flight.lock().unwrap().insert(event_id.clone()) {
+        inner.overlaps.fetch_add(1, Ordering::SeqCst);
+    }
+    if !inner.hold.is_zero() {
+        // Keeps the request open, so a second delivery of the event would overlap.
+        tokio::time::sleep(inner.hold).await;
+    }
+    let fail = inner.always_fail
+        || inner
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    let status = if fail { 500 } else { 200 };
+    inner.log.lock().unwrap().push(Delivery {
+        event_id: event_id.clone(),
+        signature: h("stsgate-signature"),
+        content_type: h("content-type"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        status,
+        received_at: inner.clock.now_unix(),
+    });
+    inner.in_flight.lock().unwrap().remove(&event_id);
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("connection", "close")],
+    )
+}
+
+impl Receiver {
+    async fn start(
+        addr: Option<SocketAddr>,
+        fail_first: usize,
+        always_fail: bool,
+        hold: Duration,
+        clock: Arc<ManualClock>,
+    ) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))
+            .await
+            .expect("receiver binds");
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            log: Mutex::default(),
+            fail_first: AtomicUsize::new(fail_first),
+            always_fail,
+            clock,
+            in_flight: Mutex::default(),
+            overlaps: AtomicUsize::new(0),
+            hold,
+        });
+        let app = axum::Router::new()
+            .route("/hook", post(hook))
+            .with_state(inner.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Receiver {
+            addr,
+            inner,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn log(&self) -> Vec<Delivery> {
+        self.inner.log.lock().unwrap().clone()
+    }
+
+    fn count(&self) -> usize {
+        self.inner.log.lock().unwrap().len()
+    }
+
+    /// Closes the port.
+    async fn stop(mut self) -> Vec<Delivery> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .expect("receiver stops")
+            .unwrap();
+        self.log()
+    }
+}
+
+/// The receiver side's check, written here independently of stsgate's code: the HMAC of
+/// `"<t>.<body>"` matches `v1` (constant-time compare) and `t` is within the tolerance.
+fn verify(secret: &str, d: &Delivery) -> Result<(), String> {
+    let mut t = None;
+    let mut v1 = None;
+    for part in d.signature.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("v1", v)) => v1 = hex::decode(v).ok(),
+            _ => {}
+        }
+    }
+    let (t, v1) = t.zip(v1).ok_or("malformed signature header")?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(d.body.as_bytes());
+    mac.verify_slice(&v1).map_err(|_| "bad signature")?;
+    if (d.received_at - t).abs() > TOLERANCE_SECS {
+        return Err(format!("timestamp {t} off by {}", d.received_at - t));
+    }
+    Ok(())
+}
+
+/// Checks every delivery: signature, timestamp, headers, envelope.
+fn check_all(log: &[Delivery]) {
+    for d in log {
+        verify(HOOK_SECRET, d).unwrap_or_else(|e| panic!("{e}: {d:?}"));
+        assert!(
+            verify("another-secret", d).is_err(),
+            "a wrong secret does not verify"
+        );
+        assert_eq!(d.content_type, "application/json");
+        let body: Value = serde_json::from_str(&d.body).unwrap();
+        assert_eq!(body["id"], d.event_id.as_str(), "{}", d.body);
+        let t = body["type"].as_str().unwrap();
+        let status = t.strip_prefix("object.").unwrap();
+        assert_eq!(body["data"]["status"], status, "{}", d.body);
+        assert!(body["createdAt"].as_str().unwrap().ends_with('Z'));
+        assert!(body["data"]["objectId"].as_i64().unwrap() > 0);
+    }
+}
+
+/// (event type, objectId) of each distinct event (deduped by `Stsgate-Event-Id`), and how
+/// many 2xx answers each event got.
+fn dedupe(log: &[Delivery]) -> (BTreeMap<String, (String, i64)>, BTreeMap<String, usize>) {
+    let mut events = BTreeMap::new();
+    let mut ok = BTreeMap::new();
+    for d in log {
+        let body: Value = serde_json::from_str(&d.body).unwrap();
+        let what = (
+            body["type"].as_str().unwrap().to_string(),
+            body["data"]["objectId"].as_i64().unwrap(),
+        );
+        if let Some(prev) = events.insert(d.event_id.clone(), what.clone()) {
+            assert_eq!(prev, what, "one event id, one event");
+        }
+        if d.status == 200 {
+            *ok.entry(d.event_id.clone()).or_insert(0) += 1;
+        }
+    }
+    (events, ok)
+}
+
+fn config(db: &Db, hook_url: &str, dir: &std::path::Path) -> Config {
+    let mut c = base_config(db);
+    let listen = free_addr();
+    c.storage.mode = StorageMode::On;
+    c.storage.public_url = format!("http://{listen}");
+    c.storage.listen = listen;
+    c.storage.dir = dir.display().to_string();
+    c.storage.secret = Secret::new("webhook-test-store-key-0123456789abcdef");
+    c.notify.url = hook_url.into();
+    c.notify.secret = Secret::new(HOOK_SECRET);
+    c.notify.timeout_ms = 1000;
+    c
+}
+
+/// The same configuration with its own embedded-store port (for a second server).
+fn with_new_store_port(c: &Config) -> Config {
+    let mut c = c.clone();
+    let listen = free_addr();
+    c.storage.public_url = format!("http://{listen}");
+    c.storage.listen = listen;
+    c
+}
+
+async fn start(db: &Arc<Db>, c: Config, clock: &Arc<ManualClock>) -> Server {
+    let state = stsgate::app::build_with(c, None, clock.clone(), Metrics::new())
+        .await
+        .expect("app builds");
+    Server::start_state(db.clone(), state).await
+}
+
+async fn issue(s: &Server, sub: &str) -> i64 {
+    let a = s.sts(sub, IMAGE).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["data"]["objectId"].as_i64().unwrap()
+}
+
+async fn upload(s: &Server, id: i64) {
+    let facts = UploadFacts {
+        size: Some(10),
+        mime: Some("image/png".into()),
+        etag: Some("\"e\"".into()),
+        source: FactSource::Store,
+    };
+    let now = s.state.clock.now_unix();
+    let m = s.state.store.mark_uploaded(id, &facts, now).await.unwrap();
+    assert_eq!(m, MarkOutcome::Marked);
+}
+
+fn service_token(s: &Server) -> String {
+    let mut extra = serde_json::Map::new();
+    extra.insert("scope".into(), json!("stsgate:service"));
+    s.token_with("backend", extra)
+}
+
+async fn consume(s: &Server, id: i64) {
+    let a = s
+        .send(
+            s.http
+                .post(format!("{}/upload/objects/{id}/consume", s.base))
+                .bearer_auth(service_token(s))
+                .json(&json!({"ref": "post-7"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+}
+
+async fn counter(s: &Server, name: &str) -> f64 {
+    metric(&s.metrics().await, name)
+}
+
+/// Waits (up to 15 s of real time) until the counter `name` of `s` reaches `n`.
+async fn wait_counter(s: &Server, name: &str, n: f64) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = counter(s, name).await;
+        if v >= n {
+            assert_eq!(v, n, "{name} overshot");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "{name} stayed at {v}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (up to 15 s of real time) until `s` reports `n` pending events (the gauge is set
+/// after each delivery pass, so its line is present once the task has run).
+async fn wait_pending(s: &Server, n: i64) {
+    let line = format!("stsgate_webhook_events_pending {n}");
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = s.metrics().await;
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < end, "no {line:?} in {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Fails its first 3 deliveries with 500, then is down across a stsgate restart on the same
+/// database, then up: every event arrives, exactly once after dedupe, each signature valid.
+async fn webhook_outage_and_restart(db: Arc<Db>) {
+    let clock = ManualClock::new();
+    let dir = tempfile::tempdir().unwrap();
+    let r1 = Receiver::start(None, 3, false, Duration::ZERO, clock.clone()).await;
+    let addr = r1.addr;
+    let c = config(&db, &r1.url(), dir.path());
+    let s1 = start(&db, c.clone(), &clock).await;
+
+    let a = issue(&s1, "alice").await;
+    let b = issue(&s1, "bob").await;
+    let expiring = issue(&s1, "carol").await;
+    upload(&s1, a).await;
+    upload(&s1, b).await;
+    consume(&s1, b).await;
+    // Three events, each attempted once and answered 500; their retries wait for the clock.
+    wait_counter(&s1, "stsgate_webhook_retried_total", 3.0).await;
+    assert_eq!(r1.count(), 3);
+    assert!(r1.log().iter().all(|d| d.status == 500));
+    assert_eq!(counter(&s1, "stsgate_webhook_delivered_total").await, 0.0);
+
+    // The receiver goes down; the retries find the port closed.
+    let mut log = r1.stop().await;
+    clock.advance(2);
+    wait_counter(&s1, "stsgate_webhook_retried_total", 6.0).await;
+    // The credentials of the third object lapse: the sweeper's change is an event too.
+    let expires = s1
+        .state
+        .store
+        .get_object(expiring)
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at
+        .unwrap();
+    clock.advance(expires - clock.now_unix() + 1);
+    stsgate::sweep(&s1.state).await;
+    wait_counter(&s1, "stsgate_webhook_retried_total", 10.0).await;
+    wait_pending(&s1, 4).await;
+    let first_retried = counter(&s1, "stsgate_webhook_retried_total").await;
+    s1.stop().await;
+
+    // A new process on the same database, the receiver still down.
+    let s2 = start(&db, with_new_store_port(&c), &clock).await;
+    clock.advance(3601);
+    wait_counter(&s2, "stsgate_webhook_retried_total", 4.0).await;
+    assert_eq!(counter(&s2, "stsgate_webhook_delivered_total").await, 0.0);
+
+    // The receiver is back on its address.
+    let r2 = Receiver::start(Some(addr), 0, false, Duration::ZERO, clock.clone()).await;
+    clock.advance(3601);
+    wait_counter(&s2, "stsgate_webhook_delivered_total", 4.0).await;
+    assert!(
+        eventually(Duration::from_secs(5), || r2.count() == 4).await,
+        "{}",
+        r2.count()
+    );
+    wait_pending(&s2, 0).await;
+    let second_retried = counter(&s2, "stsgate_webhook_retried_total").await;
+    s2.stop().await;
+    log.extend(r2.stop().await);
+
+    check_all(&log);
+    let (events, ok) = dedupe(&log);
+    let got: BTreeSet<(String, i64)> = events.values().cloned().collect();
+    let want: BTreeSet<(String, i64)> = [
+        ("object.uploaded".to_string(), a),
+        ("object.uploaded".to_string(), b),
+        ("object.consumed".to_string(), b),
+        ("object.expired".to_string(), expiring),
+    ]
+    .into();
+    assert_eq!(got, want);
+    assert_eq!(events.len(), 4, "one event id per change");
+    assert!(
+        ok.values().all(|n| *n == 1) && ok.len() == 4,
+        "each event answered 2xx exactly once: {ok:?}"
+    );
+    let attempted = first_retried + second_retried + 4.0;
+    eprintln!(
+        "webhook outage ({}): deliveries attempted {attempted} (refused while down {}), \
+         requests received {}, events after dedupe {}, duplicates after dedupe {}",
+        db.kind,
+        attempted - log.len() as f64,
+        log.len(),
+        events.len(),
+        ok.values().map(|n| n - 1).sum::<usize>()
+    );
+    assert_eq!(attempted, 18.0);
+    assert_eq!(log.len(), 7);
+}
+on_both_databases!(webhook_outage_and_restart_both, webhook_outage_and_restart);
+
+/// An event not delivered within `max_age_secs` is dead: counted, no longer pending.
+async fn webhook_dead_after_max_age(db: Arc<Db>) {
+    let clock = ManualClock::new();
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(None, 0, true, Duration::ZERO, clock.clone()).await;
+    let mut c = config(&db, &r.url(), dir.path());
+    c.notify.max_age_secs = 30;
+    let s = start(&db, c, &clock).await;
+    let id = issue(&s, "alice").await;
+    upload(&s, id).await;
+    wait_counter(&s, "stsgate_webhook_retried_total", 1.0).await;
+    // The last retry is scheduled at the end of the window at the latest; the attempt past
+    // it fails and the event is dead.
+    clock.advance(31);
+    wait_counter(&s, "stsgate_webhook_dead_total", 1.0).await;
+    assert_eq!(counter(&s, "stsgate_webhook_retried_total").await, 1.0);
+    assert_eq!(r.count(), 2);
+    wait_pending(&s, 0).await;
+    assert_eq!(counter(&s, "stsgate_webhook_delivered_total").await, 0.0);
+    s.stop().await;
+    check_all(&r.stop().await);
+}
+on_both_databases!(webhook_dead_after_max_age_both, webhook_dead_after_max_age);
+
+/// Two servers on one database: each event is delivered once, never by both at a time, and
+/// its `data` is the record `GET /upload/objects/{id}` shows.
+async fn webhook_two_replicas(db: Arc<Db>) {
+    let clock = ManualClock::new();
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(None, 0, false, Duration::from_millis(40), clock.clone()).await;
+    let c = config(&db, &r.url(), dir.path());
+    let s1 = start(&db, c.clone(), &clock).await;
+    let s2 = start(&db, with_new_store_port(&c), &clock).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let s = if i % 2 == 0 { &s1 } else { &s2 };
+        ids.push(issue(s, "alice").await);
+    }
+    for id in &ids {
+        upload(&s1, *id).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || r.count() >= 12).await,
+        "{}",
+        r.count()
+    );
+    wait_pending(&s1, 0).await;
+    wait_pending(&s2, 0).await;
+    let (d1, d2) = (
+        counter(&s1, "stsgate_webhook_delivered_total").await,
+        counter(&s2, "stsgate_webhook_delivered_total").await,
+    );
+    let log = r.log();
+    check_all(&log);
+    let (events, ok) = dedupe(&log);
+    assert_eq!(log.len(), 12, "no event delivered twice");
+    assert_eq!(events.len(), 12);
+    assert!(ok.values().all(|n| *n == 1));
+    assert_eq!(r.inner.overlaps.load(Ordering::SeqCst), 0);
+    eprintln!(
+        "two replicas ({}): server 1 delivered {d1}, server 2 {d2}, received {}",
+        db.kind,
+        log.len()
+    );
+    assert_eq!(d1 + d2, 12.0);
+    // `data` is what the API shows for the record.
+    let token = service_token(&s1);
+    for d in &log {
+        let body: Value = serde_json::from_str(&d.body).unwrap();
+        let id = body["data"]["objectId"].as_i64().unwrap();
+        let a = s1.get(&format!("/upload/objects/{id}"), Some(&token)).await;
+        assert_eq!(body["data"], a.body["data"], "object {id}");
+    }
+    s1.stop().await;
+    s2.stop().await;
+    r.stop().await;
+}
+on_both_databases!(webhook_two_replicas_both, webhook_two_replicas);
