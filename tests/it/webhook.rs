@@ -509,3 +509,261 @@ async fn webhook_two_replicas(db: Arc<Db>) {
     r.stop().await;
 }
 on_both_databases!(webhook_two_replicas_both, webhook_two_replicas);
+
+/// Runs `q` on the test database directly; the first column of the first row as an integer
+/// (0 when there is none).
+async fn sql_i64(db: &Db, q: &str) -> i64 {
+    if db.kind == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let v: Option<i64> = sqlx::query_scalar(q).fetch_optional(&pool).await.unwrap();
+        pool.close().await;
+        v.unwrap_or(0)
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let v: Option<i64> = sqlx::query_scalar(q).fetch_optional(&pool).await.unwrap();
+        pool.close().await;
+        v.unwrap_or(0)
+    }
+}
+
+/// Runs `q` on the test database directly; the first column of the first row as text.
+async fn sql_text(db: &Db, q: &str) -> Option<String> {
+    if db.kind == "sqlite" {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        let v: Option<String> = sqlx::query_scalar(q).fetch_optional(&pool).await.unwrap();
+        pool.close().await;
+        v
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let v: Option<String> = sqlx::query_scalar(q).fetch_optional(&pool).await.unwrap();
+        pool.close().await;
+        v
+    }
+}
+
+/// An app on `db` with the outbox on or off and no server (so no delivery task runs).
+async fn app(db: &Db, notify: bool, clock: &Arc<ManualClock>) -> stsgate::AppState {
+    let mut c = base_config(db);
+    if notify {
+        c.notify.url = "http://127.0.0.1:9/hook".into();
+        c.notify.secret = Secret::new(HOOK_SECRET);
+    }
+    stsgate::app::build_with(c, None, clock.clone(), Metrics::new())
+        .await
+        .expect("app builds")
+}
+
+/// An `issued` row with its key, straight through the store.
+async fn issued_row(state: &stsgate::AppState, expires_at: i64) -> i64 {
+    let id = state
+        .store
+        .insert_object(&stsgate::store::NewObject {
+            owner: "alice".into(),
+            cloud_type: 2,
+            module: "resource_image".into(),
+            platform: "web".into(),
+            project_id: None,
+            extension: "png".into(),
+            is_dir: false,
+            created_at: state.clock.now_unix(),
+        })
+        .await
+        .unwrap();
+    state
+        .store
+        .complete_object(id, "local", &format!("k/{id}.png"), expires_at)
+        .await
+        .unwrap();
+    id
+}
+
+fn facts() -> UploadFacts {
+    UploadFacts {
+        size: Some(3),
+        mime: Some("image/png".into()),
+        etag: None,
+        source: FactSource::Store,
+    }
+}
+
+/// The event is written with its change or not at all; none when webhooks are off; its
+/// body's `data` is the API's record.
+async fn webhook_outbox_is_transactional(db: Arc<Db>) {
+    let clock = ManualClock::new();
+    let now = clock.now_unix();
+    // Off: the change, no event.
+    let off = app(&db, false, &clock).await;
+    let id = issued_row(&off, now + 60).await;
+    assert_eq!(
+        off.store.mark_uploaded(id, &facts(), now).await.unwrap(),
+        MarkOutcome::Marked
+    );
+    assert_eq!(sql_i64(&db, "SELECT COUNT(*) FROM outbox").await, 0);
+    drop(off);
+
+    let on = app(&db, true, &clock).await;
+    // A transaction whose event cannot be written leaves the row as it was.
+    let second = issued_row(&on, now + 60).await;
+    sql_i64(&db, "ALTER TABLE outbox RENAME TO outbox_away").await;
+    assert!(on.store.mark_uploaded(second, &facts(), now).await.is_err());
+    assert!(on.store.expire_lapsed(now + 3600).await.is_err());
+    sql_i64(&db, "ALTER TABLE outbox_away RENAME TO outbox").await;
+    let row = on.store.get_object(second).await.unwrap().unwrap();
+    assert_eq!(row.status, "issued", "neither the change nor the event");
+    assert_eq!(sql_i64(&db, "SELECT COUNT(*) FROM outbox").await, 0);
+
+    // Now it commits, with its event; an unchanged row writes none.
+    assert_eq!(
+        on.store.mark_uploaded(second, &facts(), now).await.unwrap(),
+        MarkOutcome::Marked
+    );
+    assert_eq!(
+        on.store.mark_uploaded(second, &facts(), now).await.unwrap(),
+        MarkOutcome::AlreadyUploaded
+    );
+    assert_eq!(sql_i64(&db, "SELECT COUNT(*) FROM outbox").await, 1);
+    let body = sql_text(&db, "SELECT body FROM outbox").await.unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let record = on.store.get_object(second).await.unwrap().unwrap();
+    assert_eq!(
+        body["data"],
+        serde_json::to_value(stsgate::store::ObjectDto::from(record)).unwrap()
+    );
+    assert_eq!(body["type"], "object.uploaded");
+    let event_id = sql_text(&db, "SELECT event_id FROM outbox").await.unwrap();
+    assert_eq!(body["id"], event_id.as_str());
+    assert_eq!(event_id.len(), 36, "a UUID");
+
+    // One event per row the sweeper expires, one per consume; a refused consume writes none.
+    let (x, y) = (
+        issued_row(&on, now + 10).await,
+        issued_row(&on, now + 10).await,
+    );
+    assert_eq!(on.store.expire_lapsed(now + 11).await.unwrap(), 2);
+    on.store.consume(second, Some("r"), now).await.unwrap();
+    on.store.consume(second, Some("r"), now).await.unwrap();
+    let n = |t: &'static str| {
+        let db = db.clone();
+        async move {
+            sql_i64(
+                &db,
+                &format!("SELECT COUNT(*) FROM outbox WHERE event_type = '{t}'"),
+            )
+            .await
+        }
+    };
+    assert_eq!(n("object.expired").await, 2);
+    assert_eq!(n("object.consumed").await, 1);
+    assert_eq!(
+        sql_i64(
+            &db,
+            &format!("SELECT COUNT(*) FROM outbox WHERE object_id IN ({x}, {y})")
+        )
+        .await,
+        2
+    );
+    assert_eq!(on.store.outbox_pending().await.unwrap(), 4);
+}
+on_both_databases!(
+    webhook_outbox_is_transactional_both,
+    webhook_outbox_is_transactional
+);
+
+/// Claims from two stores on one database, eight at a time: every event goes to exactly one
+/// claimer while its lease holds, and to a claimer again once it lapses.
+async fn webhook_concurrent_claims_are_disjoint(db: Arc<Db>) {
+    let clock = ManualClock::new();
+    let now = clock.now_unix();
+    let a = app(&db, true, &clock).await;
+    let b = app(&db, true, &clock).await;
+    for _ in 0..60 {
+        let id = issued_row(&a, now + 60).await;
+        a.store.mark_uploaded(id, &facts(), now).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 {
+            a.store.clone()
+        } else {
+            b.store.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim_events(now, now + 60, 3).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    let mut per_claimer = Vec::new();
+    for t in tasks {
+        let mine = t.await.unwrap();
+        per_claimer.push(mine.len());
+        all.extend(mine);
+    }
+    let ids: BTreeSet<String> = all.iter().map(|e| e.event_id.clone()).collect();
+    eprintln!(
+        "concurrent claims ({}): {} claimed by 8 claimers {per_claimer:?}, {} distinct",
+        db.kind,
+        all.len(),
+        ids.len()
+    );
+    assert_eq!(all.len(), 60, "each event claimed once");
+    assert_eq!(ids.len(), 60);
+    assert!(all.iter().all(|e| e.attempts == 1));
+    // Leased: nobody gets them now; once the lease lapses, they are due again.
+    assert!(b.store.claim_events(now + 59, now + 120, 100).await.unwrap().is_empty());
+    let again = b.store.claim_events(now + 60, now + 120, 100).await.unwrap();
+    assert_eq!(again.len(), 60);
+    assert!(again.iter().all(|e| e.attempts == 2));
+    // Delivered and dead events are never claimed again.
+    a.store.event_delivered(&again[0].event_id, now + 61).await.unwrap();
+    a.store
+        .event_failed(&again[1].event_id, None, now + 61, "HTTP 500")
+        .await
+        .unwrap();
+    a.store
+        .event_failed(&again[2].event_id, Some(now + 500), now + 61, "timeout")
+        .await
+        .unwrap();
+    assert_eq!(a.store.outbox_pending().await.unwrap(), 58);
+    let later = a.store.claim_events(now + 200, now + 260, 100).await.unwrap();
+    assert_eq!(later.len(), 57, "not the delivered, the dead nor the one retried later");
+    assert!(later.iter().all(|e| e.event_id != again[2].event_id));
+    // At its time it is due again, with the 57 whose leases lapsed.
+    let last = a.store.claim_events(now + 500, now + 560, 100).await.unwrap();
+    assert_eq!(last.len(), 58);
+    assert!(last.iter().any(|e| e.event_id == again[2].event_id));
+}
+on_both_databases!(
+    webhook_concurrent_claims_are_disjoint_both,
+    webhook_concurrent_claims_are_disjoint
+);
+
+/// The webhook secret never reaches a log line, through retries and a dead event.
+#[test]
+fn webhook_secret_not_in_trace_logs() {
+    let text = capture_trace_logs(async {
+        let clock = ManualClock::new();
+        let db = Arc::new(sqlite().await);
+        let dir = tempfile::tempdir().unwrap();
+        let r = Receiver::start(None, 0, true, Duration::ZERO, clock.clone()).await;
+        let mut c = config(&db, &r.url(), dir.path());
+        c.notify.max_age_secs = 10;
+        let s = start(&db, c, &clock).await;
+        let id = issue(&s, "alice").await;
+        upload(&s, id).await;
+        wait_counter(&s, "stsgate_webhook_retried_total", 1.0).await;
+        clock.advance(11);
+        wait_counter(&s, "stsgate_webhook_dead_total", 1.0).await;
+        s.stop().await;
+        r.stop().await;
+    });
+    assert!(text.contains("webhook delivery failed; retrying"), "{text}");
+    assert!(text.contains("webhook event dead"), "{text}");
+    assert_no_secret_in_logs(&text, &[HOOK_SECRET.to_string()], &["v1="]);
+}
