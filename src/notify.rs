@@ -137,7 +137,11 @@ async fn pass(state: &AppState, sender: &Sender) -> usize {
 /// Sends one claimed event and records the outcome.
 async fn deliver(state: &AppState, sender: &Sender, e: OutboxEvent) {
     let t = state.clock.now_unix();
-    let sig = signature(state.config.notify.secret.expose().as_bytes(), t, e.body.as_bytes());
+    let sig = signature(
+        state.config.notify.secret.expose().as_bytes(),
+        t,
+        e.body.as_bytes(),
+    );
     let sent = sender
         .client
         .post(&sender.url)
@@ -247,7 +251,9 @@ mod tests {
         assert_eq!(t, "t=1700000000");
         let hex = v1.strip_prefix("v1=").unwrap();
         assert_eq!(hex.len(), 64);
-        assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         // Another body, time or key changes it.
         assert_ne!(s, signature(b"whsec-test", 1_700_000_001, br#"{"id":"e"}"#));
         assert_ne!(s, signature(b"whsec-test", 1_700_000_000, br#"{"id":"f"}"#));

@@ -523,7 +523,10 @@ mod tests {
     fn notify_needs_a_secret_and_an_http_url() {
         let c = Config::load_from(None, env(&[])).unwrap();
         assert!(!c.notify.enabled());
-        assert_eq!((c.notify.timeout_ms, c.notify.max_age_secs), (5000, 259_200));
+        assert_eq!(
+            (c.notify.timeout_ms, c.notify.max_age_secs),
+            (5000, 259_200)
+        );
         let e = Config::load_from(
             None,
             env(&[("STSGATE_NOTIFY__URL", "https://hooks.example/in")]),
@@ -534,7 +537,10 @@ mod tests {
         let e = Config::load_from(
             None,
             env(&[
-                ("STSGATE_NOTIFY__URL", "ftp://hooks.example/in?token=tok-123"),
+                (
+                    "STSGATE_NOTIFY__URL",
+                    "ftp://hooks.example/in?token=tok-123",
+                ),
                 ("STSGATE_NOTIFY__SECRET", "whsec-config-test"),
             ]),
         )

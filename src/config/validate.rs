@@ -260,9 +260,9 @@ impl Config {
     fn validate_notify(&self) -> Result<(), String> {
         let n = &self.notify;
         if n.enabled() {
-            let ok = reqwest::Url::parse(&n.url).ok().filter(|u| {
-                (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some()
-            });
+            let ok = reqwest::Url::parse(&n.url)
+                .ok()
+                .filter(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some());
             if ok.is_none() {
                 // The URL is not echoed: it may carry a token.
                 return Err("notify.url must be an http(s) URL, or empty".into());

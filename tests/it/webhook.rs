@@ -716,12 +716,24 @@ async fn webhook_concurrent_claims_are_disjoint(db: Arc<Db>) {
     assert_eq!(ids.len(), 60);
     assert!(all.iter().all(|e| e.attempts == 1));
     // Leased: nobody gets them now; once the lease lapses, they are due again.
-    assert!(b.store.claim_events(now + 59, now + 120, 100).await.unwrap().is_empty());
-    let again = b.store.claim_events(now + 60, now + 120, 100).await.unwrap();
+    assert!(b
+        .store
+        .claim_events(now + 59, now + 120, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = b
+        .store
+        .claim_events(now + 60, now + 120, 100)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 60);
     assert!(again.iter().all(|e| e.attempts == 2));
     // Delivered and dead events are never claimed again.
-    a.store.event_delivered(&again[0].event_id, now + 61).await.unwrap();
+    a.store
+        .event_delivered(&again[0].event_id, now + 61)
+        .await
+        .unwrap();
     a.store
         .event_failed(&again[1].event_id, None, now + 61, "HTTP 500")
         .await
@@ -731,11 +743,23 @@ async fn webhook_concurrent_claims_are_disjoint(db: Arc<Db>) {
         .await
         .unwrap();
     assert_eq!(a.store.outbox_pending().await.unwrap(), 58);
-    let later = a.store.claim_events(now + 200, now + 260, 100).await.unwrap();
-    assert_eq!(later.len(), 57, "not the delivered, the dead nor the one retried later");
+    let later = a
+        .store
+        .claim_events(now + 200, now + 260, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.len(),
+        57,
+        "not the delivered, the dead nor the one retried later"
+    );
     assert!(later.iter().all(|e| e.event_id != again[2].event_id));
     // At its time it is due again, with the 57 whose leases lapsed.
-    let last = a.store.claim_events(now + 500, now + 560, 100).await.unwrap();
+    let last = a
+        .store
+        .claim_events(now + 500, now + 560, 100)
+        .await
+        .unwrap();
     assert_eq!(last.len(), 58);
     assert!(last.iter().any(|e| e.event_id == again[2].event_id));
 }
