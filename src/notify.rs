@@ -65,6 +65,16 @@ pub fn retry_at(
     Some(now.saturating_add(backoff_secs(attempts, rng)).min(last))
 }
 
+/// Idle passes between two refreshes of the pending gauge (about 5 s).
+const GAUGE_EVERY_IDLE: u32 = 20;
+
+async fn refresh_pending(state: &AppState) {
+    match state.store.outbox_pending().await {
+        Ok(n) => state.metrics.webhook_pending(n),
+        Err(e) => tracing::warn!(error = %e, "webhook outbox count failed"),
+    }
+}
+
 /// What the task needs besides the state.
 struct Sender {
     client: reqwest::Client,
@@ -96,14 +106,18 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         lease_secs: state.config.notify.timeout_ms.div_ceil(1000) as i64 + 30,
     };
     tracing::info!("webhook delivery on");
+    let mut idle_passes = 0u32;
+    refresh_pending(&state).await;
     loop {
         if *stop.borrow() {
             return;
         }
         let claimed = pass(&state, &sender).await;
-        match state.store.outbox_pending().await {
-            Ok(n) => state.metrics.webhook_pending(n),
-            Err(e) => tracing::warn!(error = %e, "webhook outbox count failed"),
+        // The gauge after every pass that sent something, else every few seconds (other
+        // replicas' work and new events).
+        idle_passes = if claimed == 0 { idle_passes + 1 } else { 0 };
+        if claimed > 0 || idle_passes % GAUGE_EVERY_IDLE == 0 {
+            refresh_pending(&state).await;
         }
         if claimed < BATCH as usize {
             tokio::select! {

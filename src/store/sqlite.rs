@@ -411,6 +411,19 @@ impl ObjectStore for SqliteStore {
         lease_until: i64,
         limit: u32,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
+        // A read first: it takes no lock, so an idle outbox never makes the issuance
+        // writer wait for the write lock.
+        let due: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL \
+             AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?))",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
         // One statement: SQLite runs writers one at a time, so two replicas (processes on
         // one file) never claim the same row.
         let rows = sqlx::query(

@@ -442,6 +442,7 @@ async fn webhook_dead_after_max_age(db: Arc<Db>) {
     let id = issue(&s, "alice").await;
     upload(&s, id).await;
     wait_counter(&s, "stsgate_webhook_retried_total", 1.0).await;
+    wait_pending(&s, 1).await;
     // The last retry is scheduled at the end of the window at the latest; the attempt past
     // it fails and the event is dead.
     clock.advance(31);
@@ -477,12 +478,18 @@ async fn webhook_two_replicas(db: Arc<Db>) {
         "{}",
         r.count()
     );
-    wait_pending(&s1, 0).await;
-    wait_pending(&s2, 0).await;
-    let (d1, d2) = (
-        counter(&s1, "stsgate_webhook_delivered_total").await,
-        counter(&s2, "stsgate_webhook_delivered_total").await,
-    );
+    // Both servers have recorded what they sent.
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    let (d1, d2) = loop {
+        let d = (
+            counter(&s1, "stsgate_webhook_delivered_total").await,
+            counter(&s2, "stsgate_webhook_delivered_total").await,
+        );
+        if d.0 + d.1 >= 12.0 || tokio::time::Instant::now() > end {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let log = r.log();
     check_all(&log);
     let (events, ok) = dedupe(&log);
