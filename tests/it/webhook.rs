@@ -49,6 +49,13 @@ struct Inner {
     /// 500s still to answer before answering 200.
     fail_first: AtomicUsize,
     always_fail: bool,
+    /// What a failure answers: 500, or a redirect (302 to `/elsewhere`).
+    fail_status: u16,
+    /// Requests to any other path (a followed redirect).
+    other: AtomicUsize,
+    /// Requests that reached the hook (a request cut off by the sender's timeout is in this
+    /// count but not in `log`).
+    arrivals: AtomicUsize,
     clock: Arc<ManualClock>,
     in_flight: Mutex<HashSet<String>>,
     /// Requests that arrived while another one for the same event was being answered.
@@ -69,7 +76,7 @@ async fn hook(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> (StatusCode, [(&'static str, &'static str); 1]) {
+) -> (StatusCode, [(&'static str, &'static str); 2]) {
     let h = |n: &str| {
         headers
             .get(n)
@@ -78,6 +85,7 @@ async fn hook(
             .to_string()
     };
     let event_id = h("stsgate-event-id");
+    inner.arrivals.fetch_add(1, Ordering::SeqCst);
     if !inner.in_flight.lock().unwrap().insert(event_id.clone()) {
         inner.overlaps.fetch_add(1, Ordering::SeqCst);
     }
@@ -90,7 +98,7 @@ async fn hook(
             .fail_first
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-    let status = if fail { 500 } else { 200 };
+    let status = if fail { inner.fail_status } else { 200 };
     inner.log.lock().unwrap().push(Delivery {
         event_id: event_id.clone(),
         signature: h("stsgate-signature"),
@@ -102,13 +110,19 @@ async fn hook(
     inner.in_flight.lock().unwrap().remove(&event_id);
     (
         StatusCode::from_u16(status).unwrap(),
-        [("connection", "close")],
+        [("connection", "close"), ("location", "/elsewhere")],
     )
+}
+
+async fn elsewhere(State(inner): State<Arc<Inner>>) -> StatusCode {
+    inner.other.fetch_add(1, Ordering::SeqCst);
+    StatusCode::OK
 }
 
 impl Receiver {
     async fn start(
         addr: Option<SocketAddr>,
+        fail_status: u16,
         fail_first: usize,
         always_fail: bool,
         hold: Duration,
@@ -122,6 +136,9 @@ impl Receiver {
             log: Mutex::default(),
             fail_first: AtomicUsize::new(fail_first),
             always_fail,
+            fail_status,
+            other: AtomicUsize::new(0),
+            arrivals: AtomicUsize::new(0),
             clock,
             in_flight: Mutex::default(),
             overlaps: AtomicUsize::new(0),
@@ -129,6 +146,7 @@ impl Receiver {
         });
         let app = axum::Router::new()
             .route("/hook", post(hook))
+            .fallback(elsewhere)
             .with_state(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -322,6 +340,42 @@ async fn wait_counter(s: &Server, name: &str, n: f64) {
     }
 }
 
+/// A timeout and a redirect (not followed) are failed attempts like a 500.
+async fn webhook_timeouts_and_redirects_are_failures(db: Arc<Db>) {
+    let clock = ManualClock::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (fail_status, hold, error) in [
+        (500, Duration::from_millis(1500), "timeout"),
+        (302, Duration::ZERO, "HTTP 302"),
+    ] {
+        let r = Receiver::start(None, fail_status, 0, true, hold, clock.clone()).await;
+        let mut c = config(&db, &r.url(), dir.path());
+        c.notify.timeout_ms = 300;
+        let s = start(&db, c, &clock).await;
+        let id = issue(&s, "alice").await;
+        upload(&s, id).await;
+        wait_counter(&s, "stsgate_webhook_retried_total", 1.0).await;
+        assert_eq!(counter(&s, "stsgate_webhook_delivered_total").await, 0.0);
+        let last = sql_text(
+            &db,
+            &format!("SELECT last_error FROM outbox WHERE object_id = {id}"),
+        )
+        .await;
+        assert_eq!(last.as_deref(), Some(error));
+        s.stop().await;
+        let other = r.inner.other.load(Ordering::SeqCst);
+        let arrivals = r.inner.arrivals.load(Ordering::SeqCst);
+        let log = r.stop().await;
+        assert_eq!(other, 0, "the redirect was not followed");
+        assert_eq!(arrivals, 1, "{error}: one attempt");
+        check_all(&log);
+    }
+}
+on_both_databases!(
+    webhook_timeouts_and_redirects_are_failures_both,
+    webhook_timeouts_and_redirects_are_failures
+);
+
 /// Waits (up to 15 s of real time) until `s` reports `n` pending events (the gauge is set
 /// after each delivery pass, so its line is present once the task has run).
 async fn wait_pending(s: &Server, n: i64) {
@@ -342,7 +396,7 @@ async fn wait_pending(s: &Server, n: i64) {
 async fn webhook_outage_and_restart(db: Arc<Db>) {
     let clock = ManualClock::new();
     let dir = tempfile::tempdir().unwrap();
-    let r1 = Receiver::start(None, 3, false, Duration::ZERO, clock.clone()).await;
+    let r1 = Receiver::start(None, 500, 3, false, Duration::ZERO, clock.clone()).await;
     let addr = r1.addr;
     let c = config(&db, &r1.url(), dir.path());
     let s1 = start(&db, c.clone(), &clock).await;
@@ -387,7 +441,7 @@ async fn webhook_outage_and_restart(db: Arc<Db>) {
     assert_eq!(counter(&s2, "stsgate_webhook_delivered_total").await, 0.0);
 
     // The receiver is back on its address.
-    let r2 = Receiver::start(Some(addr), 0, false, Duration::ZERO, clock.clone()).await;
+    let r2 = Receiver::start(Some(addr), 500, 0, false, Duration::ZERO, clock.clone()).await;
     clock.advance(3601);
     wait_counter(&s2, "stsgate_webhook_delivered_total", 4.0).await;
     assert!(
@@ -435,7 +489,7 @@ on_both_databases!(webhook_outage_and_restart_both, webhook_outage_and_restart);
 async fn webhook_dead_after_max_age(db: Arc<Db>) {
     let clock = ManualClock::new();
     let dir = tempfile::tempdir().unwrap();
-    let r = Receiver::start(None, 0, true, Duration::ZERO, clock.clone()).await;
+    let r = Receiver::start(None, 500, 0, true, Duration::ZERO, clock.clone()).await;
     let mut c = config(&db, &r.url(), dir.path());
     c.notify.max_age_secs = 30;
     let s = start(&db, c, &clock).await;
@@ -461,7 +515,15 @@ on_both_databases!(webhook_dead_after_max_age_both, webhook_dead_after_max_age);
 async fn webhook_two_replicas(db: Arc<Db>) {
     let clock = ManualClock::new();
     let dir = tempfile::tempdir().unwrap();
-    let r = Receiver::start(None, 0, false, Duration::from_millis(40), clock.clone()).await;
+    let r = Receiver::start(
+        None,
+        500,
+        0,
+        false,
+        Duration::from_millis(40),
+        clock.clone(),
+    )
+    .await;
     let c = config(&db, &r.url(), dir.path());
     let s1 = start(&db, c.clone(), &clock).await;
     let s2 = start(&db, with_new_store_port(&c), &clock).await;
@@ -782,7 +844,7 @@ fn webhook_secret_not_in_trace_logs() {
         let clock = ManualClock::new();
         let db = Arc::new(sqlite().await);
         let dir = tempfile::tempdir().unwrap();
-        let r = Receiver::start(None, 0, true, Duration::ZERO, clock.clone()).await;
+        let r = Receiver::start(None, 500, 0, true, Duration::ZERO, clock.clone()).await;
         let mut c = config(&db, &r.url(), dir.path());
         c.notify.max_age_secs = 10;
         let s = start(&db, c, &clock).await;
