@@ -147,6 +147,7 @@ pub async fn build_with(
         statement_timeout: Some(std::time::Duration::from_millis(
             config.server.request_timeout_ms * 3 / 4,
         )),
+        notify: config.notify.enabled(),
     };
     if storage_on(&config)? && !config.storage.secret.is_set() {
         // No key file was resolved (a library caller): credentials last as long as the

@@ -21,6 +21,7 @@
 //!   share: budget, retrying HTTP driver, crypto, answer parsing, browser forms.
 //! - [`storage`]: the embedded S3-compatible object store (cloud type 2 with no cloud
 //!   account), on its own listener; its provider is `providers::embedded`.
+//! - [`notify`]: signed webhooks — the task that delivers the outbox the store writes.
 //! - [`cluster`]: the optional Redis connection replicas share (cluster-wide budget,
 //!   idempotent answers, Tencent pool) and its failure policy.
 
@@ -32,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod providers;
 pub mod secret;
 pub mod storage;
@@ -88,6 +90,11 @@ pub async fn serve(
         }
         None => None,
     };
+    let notifier = state
+        .config
+        .notify
+        .enabled()
+        .then(|| tokio::spawn(notify::run(state.clone(), rx.clone())));
     let sweeper = tokio::spawn(expiry_sweeper(state.clone(), rx));
     let graceful = accept_loop(
         listener,
@@ -108,6 +115,13 @@ pub async fn serve(
         );
     }
     sweeper.abort();
+    if let Some(task) = notifier {
+        // A delivery cut off here keeps its lease and is sent again once it lapses.
+        let abort = task.abort_handle();
+        if tokio::time::timeout(grace, task).await.is_err() {
+            abort.abort();
+        }
+    }
     if let Some(task) = store_task {
         let _ = tokio::time::timeout(grace, task).await;
     }

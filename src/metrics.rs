@@ -55,10 +55,30 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
         "Upload callbacks by origin and outcome",
     ),
     (
+        "stsgate_webhook_events_pending",
+        "Webhook events neither delivered nor dead (all replicas; refreshed by the delivery task)",
+    ),
+    (
+        "stsgate_webhook_delivered_total",
+        "Webhook events delivered (answered 2xx)",
+    ),
+    (
+        "stsgate_webhook_retried_total",
+        "Webhook deliveries that failed (non-2xx, timeout, unreachable) and were rescheduled",
+    ),
+    (
+        "stsgate_webhook_dead_total",
+        "Webhook events given up after notify.max_age_secs",
+    ),
+    (
         "stsgate_redis_unavailable_total",
         "Redis operations that failed or were skipped (a per-replica fallback was used), by operation",
     ),
 ];
+
+/// The metrics of [`DESCRIPTIONS`] that are gauges (the others ending in `_seconds` are
+/// histograms, the rest counters).
+pub const GAUGES: &[&str] = &["stsgate_webhook_events_pending"];
 
 /// The metrics registry of one `App`.
 #[derive(Clone)]
@@ -101,7 +121,9 @@ impl Metrics {
         let handle = recorder.handle();
         for (name, help) in DESCRIPTIONS {
             let unit = name.ends_with("_seconds").then_some(Unit::Seconds);
-            if name.ends_with("_seconds") {
+            if GAUGES.contains(name) {
+                recorder.describe_gauge(KeyName::from(*name), unit, SharedString::from(*help));
+            } else if name.ends_with("_seconds") {
                 recorder.describe_histogram(KeyName::from(*name), unit, SharedString::from(*help));
             } else {
                 recorder.describe_counter(KeyName::from(*name), unit, SharedString::from(*help));
@@ -199,6 +221,23 @@ impl Metrics {
         self.inc("stsgate_redis_unavailable_total", &[("op", op.into())]);
     }
 
+    /// Webhook events neither delivered nor dead.
+    pub fn webhook_pending(&self, n: i64) {
+        self.recorder
+            .register_gauge(&key("stsgate_webhook_events_pending", &[]), &META)
+            .set(n as f64);
+    }
+
+    /// A webhook delivery's outcome: `delivered`, `retried` or `dead`.
+    pub fn webhook(&self, outcome: &'static str) {
+        let name = match outcome {
+            "delivered" => "stsgate_webhook_delivered_total",
+            "retried" => "stsgate_webhook_retried_total",
+            _ => "stsgate_webhook_dead_total",
+        };
+        self.inc(name, &[]);
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -241,6 +280,10 @@ mod tests {
         m.callback("user", "uploaded");
         m.pool_refill("tencent");
         m.budget_wait("tencent", "acquired", 0.01);
+        m.webhook_pending(3);
+        m.webhook("delivered");
+        m.webhook("retried");
+        m.webhook("dead");
         let text = m.render();
         let mut seen = 0;
         for line in text

@@ -37,6 +37,41 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// `[storage]`: the embedded object store.
     pub storage: crate::providers::embedded::config::StorageConfig,
+    /// `[notify]`: signed webhooks.
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: every change to `uploaded`, `rejected`, `expired` and `consumed` is POSTed
+/// to `url`, signed with `secret` (see [`crate::notify`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Empty: no webhooks. An http(s) URL otherwise.
+    pub url: String,
+    /// The HMAC-SHA256 key of `Stsgate-Signature`; required when `url` is set.
+    pub secret: Secret,
+    /// Timeout of one delivery (connect, send, answer).
+    pub timeout_ms: u64,
+    /// An event not delivered this long after it happened is marked dead.
+    pub max_age_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            secret: Secret::default(),
+            timeout_ms: 5_000,
+            max_age_secs: 259_200,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Whether webhooks are on.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
 }
 
 /// `[server]`
@@ -482,6 +517,60 @@ mod tests {
         assert_eq!(c.server.request_timeout_ms, 3000);
         assert_eq!(c.server.cors_allowed_origins, vec!["https://a.example"]);
         assert_eq!(c.upload.rules(UploadModule::ResourceImage).max_bytes, 1024);
+    }
+
+    #[test]
+    fn notify_needs_a_secret_and_an_http_url() {
+        let c = Config::load_from(None, env(&[])).unwrap();
+        assert!(!c.notify.enabled());
+        assert_eq!(
+            (c.notify.timeout_ms, c.notify.max_age_secs),
+            (5000, 259_200)
+        );
+        let e = Config::load_from(
+            None,
+            env(&[("STSGATE_NOTIFY__URL", "https://hooks.example/in")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notify.secret"), "{e}");
+        let e = Config::load_from(
+            None,
+            env(&[
+                (
+                    "STSGATE_NOTIFY__URL",
+                    "ftp://hooks.example/in?token=tok-123",
+                ),
+                ("STSGATE_NOTIFY__SECRET", "whsec-config-test"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notify.url"), "{e}");
+        assert!(!e.contains("tok-123"), "{e}");
+        let e = Config::load_from(
+            None,
+            env(&[
+                ("STSGATE_NOTIFY__URL", "https://hooks.example/in"),
+                ("STSGATE_NOTIFY__SECRET", "whsec-config-test"),
+                ("STSGATE_NOTIFY__TIMEOUT_MS", "0"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("notify.timeout_ms"), "{e}");
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("STSGATE_NOTIFY__URL", "https://hooks.example/in"),
+                ("STSGATE_NOTIFY__SECRET", "whsec-config-test"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.notify.enabled());
+        assert_eq!(c.notify.secret.expose(), "whsec-config-test");
+        assert!(!format!("{c:?}").contains("whsec-config-test"));
+        assert!(!c.redacted_toml().contains("whsec-config-test"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ impl Config {
         self.validate_redis().map_err(ConfigError)?;
         self.validate_auth()?;
         self.validate_upload()?;
+        self.validate_notify().map_err(ConfigError)?;
         let mut clouds = enabled_clouds(&self.providers)?;
         let aws = clouds.contains(&CloudType::Aws);
         if self.storage.is_on(aws).map_err(ConfigError)? {
@@ -251,6 +252,30 @@ impl Config {
                 "redis.command_timeout_ms must be between 10 and 10000 and less than server.request_timeout_ms"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    /// `[notify]`.
+    fn validate_notify(&self) -> Result<(), String> {
+        let n = &self.notify;
+        if n.enabled() {
+            let ok = reqwest::Url::parse(&n.url)
+                .ok()
+                .filter(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host().is_some());
+            if ok.is_none() {
+                // The URL is not echoed: it may carry a token.
+                return Err("notify.url must be an http(s) URL, or empty".into());
+            }
+            if !n.secret.is_set() {
+                return Err("notify.secret is required when notify.url is set".into());
+            }
+        }
+        if !(100..=60_000).contains(&n.timeout_ms) {
+            return Err("notify.timeout_ms must be between 100 and 60000".into());
+        }
+        if !(1..=31_536_000).contains(&n.max_age_secs) {
+            return Err("notify.max_age_secs must be between 1 and 31536000".into());
         }
         Ok(())
     }

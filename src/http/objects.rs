@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::http::{success, Success};
-use crate::store::{ConsumeOutcome, ListFilter, ObjectRecord};
+use crate::store::{ConsumeOutcome, ListFilter};
 use crate::upload::callback::check_owner;
 
 /// Routes of this resource.
@@ -24,32 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/upload/objects/{object_id}/consume", post(consume))
 }
 
-/// The record with its times as RFC 3339.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectDto {
-    #[serde(flatten)]
-    record: ObjectRecord,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uploaded_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    consumed_at: Option<String>,
-}
-
-impl From<ObjectRecord> for ObjectDto {
-    fn from(record: ObjectRecord) -> Self {
-        ObjectDto {
-            created_at: rfc3339(record.created_at),
-            expires_at: record.expires_at.map(rfc3339),
-            uploaded_at: record.uploaded_at.map(rfc3339),
-            consumed_at: record.consumed_at.map(rfc3339),
-            record,
-        }
-    }
-}
+pub use crate::store::ObjectDto;
 
 async fn show(
     State(state): State<AppState>,

@@ -107,6 +107,107 @@ pub struct ObjectRecord {
     pub consumed_ref: Option<String>,
 }
 
+/// A record as the API shows it (`GET /upload/objects/{id}`'s `data`, a webhook's `data`):
+/// the ledger row with its times as RFC 3339.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectDto {
+    #[serde(flatten)]
+    record: ObjectRecord,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uploaded_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumed_at: Option<String>,
+}
+
+impl From<ObjectRecord> for ObjectDto {
+    fn from(record: ObjectRecord) -> Self {
+        use crate::clock::rfc3339;
+        ObjectDto {
+            created_at: rfc3339(record.created_at),
+            expires_at: record.expires_at.map(rfc3339),
+            uploaded_at: record.uploaded_at.map(rfc3339),
+            consumed_at: record.consumed_at.map(rfc3339),
+            record,
+        }
+    }
+}
+
+/// The webhook event types (the outbox's `event_type`).
+pub const EVENT_TYPES: [&str; 4] = [
+    "object.uploaded",
+    "object.rejected",
+    "object.expired",
+    "object.consumed",
+];
+
+/// A webhook event about to be written to the outbox with its state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// UUID, the `Stsgate-Event-Id`.
+    pub event_id: String,
+    /// One of [`EVENT_TYPES`].
+    pub event_type: &'static str,
+    /// The object it is about.
+    pub object_id: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// `{"id","type","createdAt","data"}`: exactly the bytes POSTed and signed.
+    pub body: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventBody<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    created_at: String,
+    data: ObjectDto,
+}
+
+impl NewEvent {
+    /// The event `event_type` about `record` (the row after the change) at `at`.
+    pub fn new(event_type: &'static str, record: ObjectRecord, at: i64) -> NewEvent {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let object_id = record.object_id;
+        let body = serde_json::to_string(&EventBody {
+            id: &event_id,
+            event_type,
+            created_at: crate::clock::rfc3339(at),
+            data: ObjectDto::from(record),
+        })
+        .expect("an event serialises");
+        NewEvent {
+            event_id,
+            event_type,
+            object_id,
+            created_at: at,
+            body,
+        }
+    }
+}
+
+/// An outbox event claimed for delivery (leased to this replica).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// UUID, the `Stsgate-Event-Id`.
+    pub event_id: String,
+    /// One of [`EVENT_TYPES`].
+    pub event_type: String,
+    /// The object it is about.
+    pub object_id: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The bytes to POST and sign.
+    pub body: String,
+    /// Delivery attempts started, this one included.
+    pub attempts: i64,
+}
+
 /// Which records a service lists: ascending by objectId, after `after`, at most `limit`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
@@ -248,6 +349,28 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// A refresh: the `issued` row's credentials now last until `expires_at` (never earlier
     /// than before).
     async fn extend_expiry(&self, id: i64, expires_at: i64) -> Result<(), StoreError>;
+    /// Claims at most `limit` outbox events due at `now` (not delivered, not dead, not leased
+    /// by anyone until after `now`): leases them until `lease_until` and counts the attempt.
+    /// Concurrent claims (other replicas) never get the same event while its lease holds.
+    async fn claim_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError>;
+    /// A claimed event was delivered (answered 2xx) at `at`.
+    async fn event_delivered(&self, event_id: &str, at: i64) -> Result<(), StoreError>;
+    /// A claimed event's delivery failed with `error` (short, no secrets): retried at
+    /// `retry_at`, or, when `None`, marked dead at `at`.
+    async fn event_failed(
+        &self,
+        event_id: &str,
+        retry_at: Option<i64>,
+        at: i64,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    /// Outbox events neither delivered nor dead.
+    async fn outbox_pending(&self) -> Result<i64, StoreError>;
     /// `issued` rows whose credentials lapsed → `expired`; returns how many.
     async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError>;
     /// `issued` rows that never got their key (the process died or the request was cut off
@@ -291,6 +414,9 @@ pub struct StoreOptions {
     /// longer than this, so a request cut off by its deadline leaves nothing to commit
     /// later; `None`: no limit.
     pub statement_timeout: Option<std::time::Duration>,
+    /// Webhooks are on: each change to `uploaded`, `expired` and `consumed` also writes its
+    /// event to the outbox, in the same transaction.
+    pub notify: bool,
 }
 
 /// Opens the store named by `url` (`sqlite:` or `postgres://`).

@@ -13,8 +13,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
 use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
-    ConsumeOutcome, IdemRecord, ListFilter, MarkOutcome, NewObject, ObjectRecord, ObjectStore,
-    StoreError, UploadFacts,
+    ConsumeOutcome, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject, ObjectRecord,
+    ObjectStore, OutboxEvent, StoreError, UploadFacts,
 };
 
 /// objectIds taken from the sequence per reservation (at most this many are skipped by a
@@ -30,6 +30,7 @@ pub struct PgStore {
     pool: PgPool,
     writes: Batcher,
     ids: Arc<IdPool>,
+    notify: bool,
 }
 
 /// The group-commit task's side: transactions on a pool connection.
@@ -146,6 +147,7 @@ impl PgStore {
         Ok(PgStore {
             writes: Batcher::spawn(PgWriter { pool: pool.clone() }),
             ids: Arc::new(IdPool::new(ID_BLOCK)),
+            notify: options.notify,
             pool,
         })
     }
@@ -178,6 +180,22 @@ fn record(row: &sqlx::postgres::PgRow) -> Result<ObjectRecord, sqlx::Error> {
         consumed_at: row.try_get("consumed_at")?,
         consumed_ref: row.try_get("consumed_ref")?,
     })
+}
+
+/// Writes `event` to the outbox inside the transaction of its state change.
+async fn insert_event(conn: &mut sqlx::PgConnection, e: &NewEvent) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (event_id, event_type, object_id, created_at, body, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $4)",
+    )
+    .bind(&e.event_id)
+    .bind(e.event_type)
+    .bind(e.object_id)
+    .bind(e.created_at)
+    .bind(&e.body)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -294,6 +312,7 @@ impl ObjectStore for PgStore {
         reference: Option<&str>,
         at: i64,
     ) -> Result<ConsumeOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE objects SET status = 'consumed', consumed_at = $1, consumed_ref = $2 \
              WHERE id = $3 AND status = 'uploaded' RETURNING {COLUMNS}"
@@ -301,11 +320,17 @@ impl ObjectStore for PgStore {
         .bind(at)
         .bind(reference)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = row {
-            return Ok(ConsumeOutcome::Consumed(Box::new(record(&row)?)));
+            let rec = record(&row)?;
+            if self.notify {
+                insert_event(&mut tx, &NewEvent::new("object.consumed", rec.clone(), at)).await?;
+            }
+            tx.commit().await?;
+            return Ok(ConsumeOutcome::Consumed(Box::new(rec)));
         }
+        tx.rollback().await?;
         Ok(match self.get_object(id).await? {
             Some(r) => ConsumeOutcome::WrongState(r.status),
             None => ConsumeOutcome::NotFound,
@@ -327,23 +352,31 @@ impl ObjectStore for PgStore {
         f: &UploadFacts,
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
             "UPDATE objects SET status = 'uploaded', size = $1, mime = $2, etag = $3, \
              uploaded_at = COALESCE(uploaded_at, $4), verified_by = $5 \
              WHERE id = $6 AND (status IN ('issued', 'expired') \
-               OR ($5 <> 'client' AND status = 'uploaded' AND verified_by = 'client'))",
-        )
+               OR ($5 <> 'client' AND status = 'uploaded' AND verified_by = 'client')) \
+             RETURNING {COLUMNS}"
+        ))
         .bind(f.size)
         .bind(&f.mime)
         .bind(&f.etag)
         .bind(at)
         .bind(f.source.as_str())
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() == 1 {
+        if let Some(row) = row {
+            if self.notify {
+                let e = NewEvent::new("object.uploaded", record(&row)?, at);
+                insert_event(&mut tx, &e).await?;
+            }
+            tx.commit().await?;
             return Ok(MarkOutcome::Marked);
         }
+        tx.rollback().await?;
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -356,13 +389,98 @@ impl ObjectStore for PgStore {
     }
 
     async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE objects SET status = 'expired' WHERE status = 'issued' AND expires_at < $1",
-        )
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE objects SET status = 'expired' WHERE status = 'issued' AND expires_at < $1 \
+             RETURNING {COLUMNS}"
+        ))
         .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        if self.notify {
+            for row in &rows {
+                insert_event(&mut tx, &NewEvent::new("object.expired", record(row)?, now)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn claim_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        // Rows another replica is claiming right now are skipped, not waited for; rows it
+        // claimed earlier carry its lease.
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE seq IN ( \
+               SELECT seq FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL \
+               AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until <= $2) \
+               ORDER BY next_attempt_at, seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING event_id, event_type, object_id, created_at, body, attempts",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEvent {
+                    event_id: r.try_get("event_id")?,
+                    event_type: r.try_get("event_type")?,
+                    object_id: r.try_get("object_id")?,
+                    created_at: r.try_get("created_at")?,
+                    body: r.try_get("body")?,
+                    attempts: i64::from(r.try_get::<i32, _>("attempts")?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn event_delivered(&self, event_id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = $1, lease_until = NULL, last_error = NULL \
+             WHERE event_id = $2 AND delivered_at IS NULL",
+        )
+        .bind(at)
+        .bind(event_id)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        Ok(())
+    }
+
+    async fn event_failed(
+        &self,
+        event_id: &str,
+        retry_at: Option<i64>,
+        at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET lease_until = NULL, last_error = $1, \
+             next_attempt_at = COALESCE($2::BIGINT, next_attempt_at), \
+             dead_at = CASE WHEN $2::BIGINT IS NULL THEN $3::BIGINT END \
+             WHERE event_id = $4 AND delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .bind(error)
+        .bind(retry_at)
+        .bind(at)
+        .bind(event_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_pending(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn fail_unfinished(&self, created_before: i64) -> Result<u64, StoreError> {

@@ -13,8 +13,8 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
-    ConsumeOutcome, IdemRecord, ListFilter, MarkOutcome, NewObject, ObjectRecord, ObjectStore,
-    StoreError, StoreOptions, UploadFacts,
+    ConsumeOutcome, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject, ObjectRecord,
+    ObjectStore, OutboxEvent, StoreError, StoreOptions, UploadFacts,
 };
 
 /// objectIds reserved per `sqlite_sequence` update (at most this many are skipped by a
@@ -30,6 +30,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writes: Batcher,
     ids: Arc<IdPool>,
+    notify: bool,
 }
 
 impl SqliteStore {
@@ -59,6 +60,7 @@ impl SqliteStore {
             pool,
             writes: Batcher::spawn(SqliteWriter { conn: writer }),
             ids: Arc::new(IdPool::new(ID_BLOCK)),
+            notify: o.notify,
         })
     }
 
@@ -192,6 +194,23 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> Result<ObjectRecord, sqlx::Error> {
     })
 }
 
+/// Writes `event` to the outbox inside the transaction of its state change.
+async fn insert_event(conn: &mut SqliteConnection, e: &NewEvent) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (event_id, event_type, object_id, created_at, body, next_attempt_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&e.event_id)
+    .bind(e.event_type)
+    .bind(e.object_id)
+    .bind(e.created_at)
+    .bind(&e.body)
+    .bind(e.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ObjectStore for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -300,6 +319,7 @@ impl ObjectStore for SqliteStore {
         reference: Option<&str>,
         at: i64,
     ) -> Result<ConsumeOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE objects SET status = 'consumed', consumed_at = ?, consumed_ref = ? \
              WHERE id = ? AND status = 'uploaded' RETURNING {COLUMNS}"
@@ -307,11 +327,17 @@ impl ObjectStore for SqliteStore {
         .bind(at)
         .bind(reference)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = row {
-            return Ok(ConsumeOutcome::Consumed(Box::new(record(&row)?)));
+            let rec = record(&row)?;
+            if self.notify {
+                insert_event(&mut tx, &NewEvent::new("object.consumed", rec.clone(), at)).await?;
+            }
+            tx.commit().await?;
+            return Ok(ConsumeOutcome::Consumed(Box::new(rec)));
         }
+        tx.rollback().await?;
         Ok(match self.get_object(id).await? {
             Some(r) => ConsumeOutcome::WrongState(r.status),
             None => ConsumeOutcome::NotFound,
@@ -333,12 +359,14 @@ impl ObjectStore for SqliteStore {
         f: &UploadFacts,
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
             "UPDATE objects SET status = 'uploaded', size = ?, mime = ?, etag = ?, \
              uploaded_at = COALESCE(uploaded_at, ?), verified_by = ? \
              WHERE id = ? AND (status IN ('issued', 'expired') \
-               OR (? <> 'client' AND status = 'uploaded' AND verified_by = 'client'))",
-        )
+               OR (? <> 'client' AND status = 'uploaded' AND verified_by = 'client')) \
+             RETURNING {COLUMNS}"
+        ))
         .bind(f.size)
         .bind(&f.mime)
         .bind(&f.etag)
@@ -346,11 +374,17 @@ impl ObjectStore for SqliteStore {
         .bind(f.source.as_str())
         .bind(id)
         .bind(f.source.as_str())
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() == 1 {
+        if let Some(row) = row {
+            if self.notify {
+                let e = NewEvent::new("object.uploaded", record(&row)?, at);
+                insert_event(&mut tx, &e).await?;
+            }
+            tx.commit().await?;
             return Ok(MarkOutcome::Marked);
         }
+        tx.rollback().await?;
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -363,13 +397,113 @@ impl ObjectStore for SqliteStore {
     }
 
     async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE objects SET status = 'expired' WHERE status = 'issued' AND expires_at < ?",
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE objects SET status = 'expired' WHERE status = 'issued' AND expires_at < ? \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        if self.notify {
+            for row in &rows {
+                insert_event(&mut tx, &NewEvent::new("object.expired", record(row)?, now)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn claim_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        // A read first: it takes no lock, so an idle outbox never makes the issuance
+        // writer wait for the write lock.
+        let due: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL \
+             AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?))",
         )
         .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        // One statement: SQLite runs writers one at a time, so two replicas (processes on
+        // one file) never claim the same row.
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_until = ?, attempts = attempts + 1 WHERE seq IN ( \
+               SELECT seq FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL \
+               AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
+               ORDER BY next_attempt_at, seq LIMIT ?) \
+             RETURNING event_id, event_type, object_id, created_at, body, attempts",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEvent {
+                    event_id: r.try_get("event_id")?,
+                    event_type: r.try_get("event_type")?,
+                    object_id: r.try_get("object_id")?,
+                    created_at: r.try_get("created_at")?,
+                    body: r.try_get("body")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn event_delivered(&self, event_id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = ?, lease_until = NULL, last_error = NULL \
+             WHERE event_id = ? AND delivered_at IS NULL",
+        )
+        .bind(at)
+        .bind(event_id)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        Ok(())
+    }
+
+    async fn event_failed(
+        &self,
+        event_id: &str,
+        retry_at: Option<i64>,
+        at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET lease_until = NULL, last_error = ?, \
+             next_attempt_at = COALESCE(?, next_attempt_at), \
+             dead_at = CASE WHEN ? IS NULL THEN ? END \
+             WHERE event_id = ? AND delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .bind(error)
+        .bind(retry_at)
+        .bind(retry_at)
+        .bind(at)
+        .bind(event_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_pending(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn fail_unfinished(&self, created_before: i64) -> Result<u64, StoreError> {

@@ -23,3 +23,4 @@ mod secrets;
 mod storage;
 mod sts_common;
 mod tencent;
+mod webhook;
