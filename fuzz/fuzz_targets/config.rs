@@ -199,7 +199,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(
             !(shown2 != shown && shown2.contains(&other)),
             "a configured secret ({place:?}) is shown when {}:\n{shown}",
-            if ok { "the configuration loads" } else { "it is refused" },
+            if ok {
+                "the configuration loads"
+            } else {
+                "it is refused"
+            },
         );
     }
 });

@@ -154,7 +154,10 @@ fuzz_target!(|data: &[u8]| {
     let sig = match decode_authorization(auth.as_deref()) {
         Ok(sig) => {
             assert!(!sig.is_empty());
-            assert_eq!(b64_decode(auth.as_deref().unwrap().trim()).as_ref(), Some(&sig));
+            assert_eq!(
+                b64_decode(auth.as_deref().unwrap().trim()).as_ref(),
+                Some(&sig)
+            );
             Some(sig)
         }
         Err(CallbackError::MalformedAuthorization) => None,
@@ -183,11 +186,17 @@ fuzz_target!(|data: &[u8]| {
         match parse_public_key(pem) {
             Ok(key) => {
                 if verify_signature(&key, &k.own_message, &k.own_signature).is_ok() {
-                    assert!(key == k.own_key, "a PEM key verified another key's signature");
+                    assert!(
+                        key == k.own_key,
+                        "a PEM key verified another key's signature"
+                    );
                 }
                 let (m, s) = &k.vector_sample;
                 if verify_signature(&key, m, s).is_ok() {
-                    assert!(key == k.vector_key, "a PEM key verified the vector key's signature");
+                    assert!(
+                        key == k.vector_key,
+                        "a PEM key verified the vector key's signature"
+                    );
                 }
                 if let Some(sig) = &sig {
                     let _ = verify_signature(&key, &msg, sig);

@@ -39,7 +39,10 @@ fn check_refusal(e: &ApiError, stage: &str) {
     assert!(no_control(msg), "{stage}: control character in {msg:?}");
     let field = msg.split(':').next().unwrap_or("");
     if stage == "validate" {
-        assert!(FIELDS.contains(&field), "validate: message names no field: {msg:?}");
+        assert!(
+            FIELDS.contains(&field),
+            "validate: message names no field: {msg:?}"
+        );
     }
 }
 
@@ -86,7 +89,10 @@ fn check_accepted(fields: &Fields, p: &StsParams) {
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     // uploadModule
     assert_eq!(UploadModule::parse(p.module.as_str()), Some(p.module));
-    assert_eq!(raw_text(fields, "uploadModule").as_deref(), Some(p.module.as_str()));
+    assert_eq!(
+        raw_text(fields, "uploadModule").as_deref(),
+        Some(p.module.as_str())
+    );
     // platform
     match raw_text(fields, "platform").as_deref() {
         None | Some("app") => assert_eq!(p.platform, Platform::App),

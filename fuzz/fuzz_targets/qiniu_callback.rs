@@ -17,8 +17,8 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use stsgate::providers::qiniu::callback::{
-    body_is_signed, parse_authorization, string_to_sign, verify, verify_received,
-    verify_with_body, x_qiniu_headers, CallbackError, CallbackRequest, PublicUrl, Scheme,
+    body_is_signed, parse_authorization, string_to_sign, verify, verify_received, verify_with_body,
+    x_qiniu_headers, CallbackError, CallbackRequest, PublicUrl, Scheme,
 };
 use stsgate::providers::qiniu::sign::Signer;
 use stsgate::providers::CallbackInput;
@@ -135,7 +135,11 @@ fn check_request(signer: &Signer, other: &Signer, req: &CallbackRequest<'_>) {
             authorization: &auth,
             ..*req
         };
-        assert_eq!(verify(signer, &signed), Ok(()), "{scheme:?}: right signature refused");
+        assert_eq!(
+            verify(signer, &signed),
+            Ok(()),
+            "{scheme:?}: right signature refused"
+        );
         assert_eq!(
             verify(other, &signed),
             Err(CallbackError::BadSignature),
@@ -188,7 +192,10 @@ fn text(h: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
 fn check_received(signer: &Signer, public: &PublicUrl, p: &Parsed<'_>) {
     let mut headers = HeaderMap::new();
     for (n, v) in &p.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             headers.append(n, v);
         }
     }

@@ -133,7 +133,9 @@ fn without_source_lines(message: &str) -> String {
     message
         .lines()
         .filter(|l| {
-            let rest = l.trim_start().trim_start_matches(|c: char| c.is_ascii_digit());
+            let rest = l
+                .trim_start()
+                .trim_start_matches(|c: char| c.is_ascii_digit());
             !rest.trim_start().starts_with('|') && !l.trim().is_empty()
         })
         .collect::<Vec<_>>()
