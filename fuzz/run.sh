@@ -11,15 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds=${FUZZ_SECONDS:-30}
-# cargo-fuzz needs nightly-only rustc flags (-Zsanitizer, sancov passes); the toolchain is
-# stable, so it runs with RUSTC_BOOTSTRAP=1 (for these commands only).
-export RUSTC_BOOTSTRAP=1
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
+
+# cargo-fuzz needs nightly-only rustc flags (-Zsanitizer, sancov passes); the toolchain is
+# stable, so the fuzz build runs with RUSTC_BOOTSTRAP=1 (this script only; not the install).
+export RUSTC_BOOTSTRAP=1
 
 # --dev: unoptimised, the quickest build of the instrumented dependency tree; -s none: no
 # AddressSanitizer (the code under test forbids unsafe; panics and aborts are what we catch).
