@@ -110,11 +110,36 @@ pub fn describe(e: figment::Error) -> String {
             figment::error::Kind::InvalidValue(actual, expected) => {
                 format!("{path}: expected {expected}, found {}", type_only(actual))
             }
+            // A TOML parse error: its position and description, never the quoted source
+            // line (which may hold a secret).
+            figment::error::Kind::Message(m) => {
+                let m = without_source_lines(m);
+                if path.is_empty() {
+                    m
+                } else {
+                    format!("{path}: {m}")
+                }
+            }
             other => format!("{path}: {other}"),
         };
         parts.push(kind);
     }
     parts.join("; ")
+}
+
+/// A TOML error message without its source excerpt: the `  |`, `2 | <line>` and `  |   ^`
+/// lines go, the location and description lines stay (joined with `: `).
+fn without_source_lines(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| {
+            let rest = l
+                .trim_start()
+                .trim_start_matches(|c: char| c.is_ascii_digit());
+            !rest.trim_start().starts_with('|') && !l.trim().is_empty()
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn type_only(actual: &figment::error::Actual) -> String {
@@ -125,5 +150,29 @@ fn type_only(actual: &figment::error::Actual) -> String {
         Actual::Float(_) => "a float".into(),
         Actual::Bool(_) => "a boolean".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    /// Found by `fuzz/` (target `config`): a TOML syntax error on a secret's line printed
+    /// the line, secret included.
+    #[test]
+    fn a_toml_syntax_error_does_not_quote_the_secret_line() {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            b"[providers.aws]\nsecret_access_key = \"fuzzawssecret01\n",
+        )
+        .unwrap();
+        let e = Config::load_from(Some(f.path()), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("fuzzawssecret01"), "{e}");
+        assert!(e.contains("TOML parse error at line 2"), "{e}");
+        assert!(e.contains("invalid basic string"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 }
