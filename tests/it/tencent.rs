@@ -84,6 +84,20 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
     assert_eq!(fields["key"], d["relativePath"]);
     assert_eq!(fields["q-ak"], issued[0].tmp_secret_id.as_str());
     assert_eq!(fields["x-cos-security-token"], issued[0].token.as_str());
+    // The stored object gets the extension's type, pinned by the policy.
+    assert_eq!(fields["Content-Type"], "application/pdf");
+    let policy: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            fields["policy"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(policy["conditions"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!({"Content-Type": "application/pdf"})));
     assert_eq!(d["signature"], fields["q-signature"]);
     tencent::verify_cos_post(&issued[0].tmp_secret_key, fields).unwrap();
     let mut altered = fields.clone();

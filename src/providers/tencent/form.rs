@@ -1,8 +1,8 @@
 //! The COS browser form (POST Object) for exactly the object LKE granted, signed with the
 //! single-use temporary key: `key`, `policy`, `q-sign-algorithm`, `q-ak`, `q-key-time`,
-//! `q-signature` and `x-cos-security-token`, in that order (the file goes last). The policy
-//! pins the signature parameters, the bucket, the key, the token and the module's size limit,
-//! and expires with the credentials.
+//! `q-signature`, `x-cos-security-token` and `Content-Type`, in that order (the file goes
+//! last). The policy pins the signature parameters, the bucket, the key, the token, the
+//! module's size limit and the content type, and expires with the credentials.
 
 use super::sign::cos_post_signature;
 use crate::providers::form::{policy_json, policy_time};
@@ -28,12 +28,14 @@ pub struct CosPost<'a> {
     pub end: i64,
     /// Largest object the module allows.
     pub max_bytes: u64,
+    /// The `Content-Type` field (from the extension), pinned by the policy.
+    pub content_type: Option<&'a str>,
 }
 
 /// The browser POST form for `p`, posted to `https://{bucket}.cos.{region}.myqcloud.com/`.
 pub fn cos_post_form(p: &CosPost<'_>) -> Form {
     let key_time = format!("{};{}", p.start, p.end);
-    let conditions = [
+    let mut conditions = vec![
         serde_json::json!({"q-sign-algorithm": "sha1"}),
         serde_json::json!({"q-ak": p.access_key_id}),
         serde_json::json!({"q-sign-time": key_time}),
@@ -42,10 +44,13 @@ pub fn cos_post_form(p: &CosPost<'_>) -> Form {
         serde_json::json!({"x-cos-security-token": p.security_token}),
         serde_json::json!(["content-length-range", 0, p.max_bytes]),
     ];
+    if let Some(ct) = p.content_type {
+        conditions.push(serde_json::json!({"Content-Type": ct}));
+    }
     let json = policy_json(&policy_time(p.end), &conditions);
     let policy = crypto::b64(json.as_bytes());
     let signature = cos_post_signature(p.secret_key, &key_time, &json);
-    let fields = vec![
+    let mut fields = vec![
         ("key".to_string(), p.key.to_string()),
         ("policy".to_string(), policy.clone()),
         ("q-sign-algorithm".to_string(), "sha1".to_string()),
@@ -57,6 +62,9 @@ pub fn cos_post_form(p: &CosPost<'_>) -> Form {
             p.security_token.to_string(),
         ),
     ];
+    if let Some(ct) = p.content_type {
+        fields.push(("Content-Type".to_string(), ct.to_string()));
+    }
     Form {
         url: format!("https://{}/", super::sts::cos_host(p.bucket, p.region)),
         fields,
@@ -80,6 +88,7 @@ mod tests {
             start: 1_700_000_000,
             end: 1_700_001_800,
             max_bytes: 1024,
+            content_type: None,
         }
     }
 

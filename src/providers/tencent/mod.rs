@@ -286,6 +286,7 @@ impl CredentialProvider for TencentProvider {
                 .unwrap_or_else(|| inner.clock.now_unix()),
             end: cred.cred.expiration,
             max_bytes: req.max_bytes,
+            content_type: Some(content_type),
         });
         Ok(Issued {
             endpoint: sts::cos_endpoint(&cred.region),
