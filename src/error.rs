@@ -389,7 +389,7 @@ mod tests {
             (ApiError::CloudTimeout, 504, 50401),
             (ApiError::Internal("x".into()), 500, 50001),
         ];
-        assert_eq!(cases.len(), 18, "one case per variant");
+        assert_eq!(cases.len(), 19, "one case per variant");
         for (err, status, code) in cases {
             let (s, c) = err.status_and_code();
             assert_eq!((s.as_u16(), c), (status, code), "{err:?}");
