@@ -247,9 +247,9 @@ pub async fn record(
                 );
                 return Err(match outcome {
                     MarkOutcome::NotFound => ApiError::NotFound(format!("object {}", cb.object_id)),
-                    MarkOutcome::NotIssued => ApiError::Forbidden(
-                        "object has no issued credentials (failed)".into(),
-                    ),
+                    MarkOutcome::NotIssued => {
+                        ApiError::Forbidden("object has no issued credentials (failed)".into())
+                    }
                     MarkOutcome::Marked | MarkOutcome::AlreadyUploaded => ApiError::WrongState {
                         id: cb.object_id,
                         status: "rejected".into(),
@@ -371,7 +371,12 @@ pub fn content_type_allowed(rules: &crate::config::ModuleRules, found: &CloudObj
     let Some(ct) = found.content_type.as_deref() else {
         return true;
     };
-    let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match &rules.extensions {
         Some(list) => list.iter().any(|e| content_type_for(e) == ct),
         None => !crate::upload::module::DENIED_EXTENSIONS
@@ -544,9 +549,15 @@ mod tests {
             max_bytes: 10,
         };
         assert!(content_type_allowed(&images, &obj(Some("image/png"))));
-        assert!(content_type_allowed(&images, &obj(Some("Image/JPEG; charset=x"))));
+        assert!(content_type_allowed(
+            &images,
+            &obj(Some("Image/JPEG; charset=x"))
+        ));
         assert!(!content_type_allowed(&images, &obj(Some("text/html"))));
-        assert!(!content_type_allowed(&images, &obj(Some("binary/octet-stream"))));
+        assert!(!content_type_allowed(
+            &images,
+            &obj(Some("binary/octet-stream"))
+        ));
         assert!(content_type_allowed(&images, &obj(None)));
         let any = crate::config::ModuleRules {
             extensions: None,

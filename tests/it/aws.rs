@@ -1121,12 +1121,19 @@ async fn the_fake_head_refuses_an_altered_signature() {
             )
         }
     };
-    assert_eq!(head(AWS_KEY_ID, AWS_SECRET, false).await, (200, Some("5".into())));
+    assert_eq!(
+        head(AWS_KEY_ID, AWS_SECRET, false).await,
+        (200, Some("5".into()))
+    );
     assert_eq!(head(AWS_KEY_ID, AWS_SECRET, true).await.0, 403);
     assert_eq!(head(AWS_KEY_ID, "wrongSecret", false).await.0, 403);
     assert_eq!(head("AKIAOTHER", AWS_SECRET, false).await.0, 403);
     assert_eq!(
         fake.s3_refusals(),
-        ["SignatureDoesNotMatch", "SignatureDoesNotMatch", "InvalidAccessKeyId"]
+        [
+            "SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId"
+        ]
     );
 }

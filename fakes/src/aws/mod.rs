@@ -718,7 +718,10 @@ async fn s3_object(
             return s3_error(&fake, status, &code, "fake failure")
         }
         Mode::Http500 => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "<html>Internal Server Error</html>")
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html>Internal Server Error</html>",
+            )
                 .into_response()
         }
         Mode::Hang => {
@@ -729,7 +732,12 @@ async fn s3_object(
         _ => {}
     }
     if bucket != fake.bucket {
-        return s3_error(&fake, 404, "NoSuchBucket", "The specified bucket does not exist");
+        return s3_error(
+            &fake,
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+        );
     }
     if method == axum::http::Method::DELETE {
         fake.objects

@@ -137,11 +137,7 @@ impl Inner {
             system_time(self.clock.now_unix()),
         )
         .map_err(ProviderError::Unusable)?;
-        let mut req = self
-            .upstream
-            .client
-            .request(method, &url)
-            .timeout(timeout);
+        let mut req = self.upstream.client.request(method, &url).timeout(timeout);
         for (name, value) in signed.headers {
             req = req.header(name, value);
         }

@@ -494,10 +494,13 @@ mod tests {
         assert_eq!(h("x-amz-date").as_deref(), Some("20231114T221320Z"));
         assert!(h("x-amz-security-token").is_none());
         let auth = h("authorization").unwrap();
-        assert!(auth.starts_with(
-            "AWS4-HMAC-SHA256 Credential=AKIDHEAD/20231114/eu-west-1/s3/aws4_request, \
+        assert!(
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIDHEAD/20231114/eu-west-1/s3/aws4_request, \
              SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature="
-        ), "{auth}");
+            ),
+            "{auth}"
+        );
         // The signature, recomputed by hand (canonical request, string to sign, HMAC chain).
         let canonical = format!(
             "HEAD\n/b/k/a%20b%2Bc.png\n\nhost:127.0.0.1:9000\nx-amz-content-sha256:{EMPTY_SHA256}\n\
