@@ -953,6 +953,11 @@ async fn head_facts_body(db: Arc<Db>) {
     assert_eq!(r.status, 200, "{}", r.text);
     let again = s.state.store.get_object(id).await.unwrap().unwrap();
     assert_eq!(again.size, Some(png.len() as i64));
+    assert_eq!(
+        heads(&fake, "HEAD"),
+        1,
+        "a settled row is not asked about again"
+    );
     assert_eq!(fake.s3_refusals(), Vec::<String>::new());
     s.stop().await;
 }
