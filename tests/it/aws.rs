@@ -1026,6 +1026,17 @@ async fn over_max_body(db: Arc<Db>) {
     fake.put_object(BUCKET, &key3, Some("image/png"), &[7u8; 16]);
     let r = claim(&s, id3, &key3, 16, "image/png").await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // A delete S3 refuses is logged, not fatal: the row is still rejected.
+    let (id4, key4, _, _) = issue_png(&s).await;
+    fake.put_object(BUCKET, &key4, Some("image/png"), &[7u8; 40]);
+    fake.set_delete_mode(Mode::Error(403, "AccessDenied".into()));
+    let r = claim(&s, id4, &key4, 10, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40904), "{}", r.text);
+    assert!(fake.objects().iter().any(|o| o.key == key4), "still there");
+    assert_eq!(
+        s.state.store.get_object(id4).await.unwrap().unwrap().status,
+        "rejected"
+    );
     s.stop().await;
 }
 

@@ -91,6 +91,7 @@ pub struct FakeSts {
     objects: Mutex<Vec<StoredObject>>,
     s3_refusals: Mutex<Vec<String>>,
     object_mode: Mutex<Mode>,
+    delete_mode: Mutex<Mode>,
     object_calls: Mutex<Vec<(String, String)>>,
 }
 
@@ -118,6 +119,7 @@ impl FakeSts {
             objects: Mutex::new(Vec::new()),
             s3_refusals: Mutex::new(Vec::new()),
             object_mode: Mutex::new(Mode::Ok),
+            delete_mode: Mutex::new(Mode::Ok),
             object_calls: Mutex::new(Vec::new()),
         })
     }
@@ -152,10 +154,15 @@ impl FakeSts {
         self.objects.lock().unwrap().clone()
     }
 
-    /// Changes how S3 answers an authenticated `HEAD`/`DELETE` of an object (`Error`,
-    /// `ErrorTimes`, `Http500`, `Hang`, `Delay`; anything else answers normally).
+    /// Changes how S3 answers an authenticated `HEAD` of an object (`Error`, `ErrorTimes`,
+    /// `Http500`, `Hang`, `Delay`; anything else answers normally).
     pub fn set_object_mode(&self, m: Mode) {
         *self.object_mode.lock().unwrap() = m;
+    }
+
+    /// The same for an authenticated `DELETE` of an object.
+    pub fn set_delete_mode(&self, m: Mode) {
+        *self.delete_mode.lock().unwrap() = m;
     }
 
     /// `HEAD`/`DELETE` requests of objects received (method, key), authenticated or not.
@@ -713,7 +720,12 @@ async fn s3_object(
         // A HEAD answer has no body; the code is still recorded.
         return s3_error(&fake, status, code, "The request signature was refused.");
     }
-    match Mode::next(&fake.object_mode) {
+    let slot = if method == axum::http::Method::DELETE {
+        &fake.delete_mode
+    } else {
+        &fake.object_mode
+    };
+    match Mode::next(slot) {
         Mode::Error(status, code) | Mode::AltError(status, code) => {
             return s3_error(&fake, status, &code, "fake failure")
         }
