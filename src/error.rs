@@ -59,6 +59,10 @@ pub enum ApiError {
     /// 409/40902
     #[error("the answer for this Idempotency-Key is no longer available")]
     IdempotencyGone,
+    /// 409/40903: a client's callback for an object the bucket does not have (the cloud's
+    /// `HEAD` answered 404); the row stays `issued`.
+    #[error("object {0} is not in the bucket")]
+    NotUploaded(i64),
     /// 409/40904: the object's state does not allow this.
     #[error("object {id} is {status}: {action} needs {needs}")]
     WrongState {
@@ -146,6 +150,7 @@ impl ApiError {
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 40501),
             IdempotencyMismatch => (StatusCode::CONFLICT, 40901),
             IdempotencyGone => (StatusCode::CONFLICT, 40902),
+            NotUploaded(_) => (StatusCode::CONFLICT, 40903),
             WrongState { .. } | SingleUse(_) => (StatusCode::CONFLICT, 40904),
             BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 41301),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, 42901),
@@ -190,6 +195,7 @@ impl ApiError {
             MethodNotAllowed => "请求方法不允许".into(),
             IdempotencyMismatch => "幂等键已用于不同的参数".into(),
             IdempotencyGone => "该幂等键的结果已不可用".into(),
+            NotUploaded(id) => format!("对象 {id} 不在存储桶中"),
             WrongState { id, status, .. } => format!("对象 {id} 当前状态为 {status}，不允许此操作"),
             SingleUse(id) => format!("对象 {id} 所在云的临时凭证只能使用一次，无法续期"),
             BodyTooLarge(n) => format!("请求体超过 {n} 字节"),
@@ -367,6 +373,7 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, 40501),
             (ApiError::IdempotencyMismatch, 409, 40901),
             (ApiError::IdempotencyGone, 409, 40902),
+            (ApiError::NotUploaded(3), 409, 40903),
             (ApiError::BodyTooLarge(1), 413, 41301),
             (ApiError::TooManyRequests { retry_after: d }, 429, 42901),
             (ApiError::CloudRefused { code: "X".into() }, 502, 50201),
@@ -382,7 +389,7 @@ mod tests {
             (ApiError::CloudTimeout, 504, 50401),
             (ApiError::Internal("x".into()), 500, 50001),
         ];
-        assert_eq!(cases.len(), 18, "one case per variant");
+        assert_eq!(cases.len(), 19, "one case per variant");
         for (err, status, code) in cases {
             let (s, c) = err.status_and_code();
             assert_eq!((s.as_u16(), c), (status, code), "{err:?}");

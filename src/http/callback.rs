@@ -23,6 +23,10 @@ async fn handle(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Json<Success<Marked>>, ApiError> {
+    let deadline = crate::upload::service::upstream_deadline(
+        tokio::time::Instant::now(),
+        std::time::Duration::from_millis(state.config.server.request_timeout_ms),
+    );
     let (parts, body): (_, Body) = req.into_parts();
     let caller = match callback_origin(&parts.headers) {
         CallbackOrigin::User => Caller::User(authenticate(&state, &parts.headers).await?.sub),
@@ -42,6 +46,6 @@ async fn handle(
         headers: parts.headers,
         body,
     };
-    let marked = callback::record(&state, caller, &input, &request_id).await?;
+    let marked = callback::record(&state, caller, &input, &request_id, deadline).await?;
     Ok(success(marked))
 }

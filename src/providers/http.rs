@@ -104,7 +104,8 @@ pub async fn send(req: reqwest::RequestBuilder) -> Result<(u16, Bytes), Provider
     Ok((status, body))
 }
 
-fn transport_error(e: reqwest::Error) -> ProviderError {
+/// A reqwest failure as a [`ProviderError`] (timeout, or the transport error without URL).
+pub fn transport_error(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout
     } else {

@@ -249,6 +249,29 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// What the cloud says about one stored object (a `HEAD` answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudObject {
+    /// `Content-Length`.
+    pub size: i64,
+    /// `ETag`, quotes removed.
+    pub etag: Option<String>,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+}
+
+/// The answer of [`CredentialProvider::head_object`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// This provider does not ask its cloud (not implemented, or `verify_uploads = false`):
+    /// the client's claim is recorded.
+    CannotVerify,
+    /// The bucket has no such object.
+    Absent,
+    /// The bucket's facts.
+    Present(CloudObject),
+}
+
 /// A callback request as received, for signature verification.
 #[derive(Debug, Clone)]
 pub struct CallbackInput {
@@ -289,5 +312,31 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// Verifies a cloud-signed upload callback (only clouds that sign callbacks).
     async fn verify_callback(&self, _input: &CallbackInput) -> Result<(), CallbackRefused> {
         Err(CallbackRefused("this cloud does not sign callbacks".into()))
+    }
+
+    /// Asks the cloud about `key` in `bucket` (a `HEAD` signed with stsgate's long-term
+    /// credentials, through the shared HTTP driver, within `deadline`). The default cannot
+    /// verify, so a cloud without it records the client's claim.
+    async fn head_object(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _deadline: Instant,
+    ) -> Result<Head, ProviderError> {
+        Ok(Head::CannotVerify)
+    }
+
+    /// Deletes `key` in `bucket` (an upload that broke the module's rules), where the
+    /// long-term credentials allow it. Only called after [`head_object`](Self::head_object)
+    /// answered [`Head::Present`].
+    async fn delete_object(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _deadline: Instant,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::InvalidRequest(
+            "this cloud cannot delete objects".into(),
+        ))
     }
 }

@@ -96,7 +96,8 @@ pub struct ObjectRecord {
     /// ETag, from the callback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
-    /// Who vouched for size/mime/etag: `client`, `cloud-callback` or `store` (once uploaded).
+    /// Who vouched for size/mime/etag: `client`, `cloud-callback`, `head` (the cloud's
+    /// `HEAD` of the object) or `store` (once uploaded or rejected).
     #[serde(rename = "verifiedBy", skip_serializing_if = "Option::is_none")]
     pub verified_by: Option<String>,
     /// Unix seconds, once consumed.
@@ -243,6 +244,8 @@ pub enum FactSource {
     CloudCallback,
     /// The embedded store, which received the bytes itself.
     Store,
+    /// stsgate's own `HEAD` of the object, signed with its long-term credentials.
+    Head,
 }
 
 impl FactSource {
@@ -252,6 +255,7 @@ impl FactSource {
             FactSource::Client => "client",
             FactSource::CloudCallback => "cloud-callback",
             FactSource::Store => "store",
+            FactSource::Head => "head",
         }
     }
 }
@@ -331,6 +335,15 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// `issued`/`expired` → `uploaded` with the facts; idempotent. Facts from the cloud also
     /// replace those of a row a client marked; a client never replaces the cloud's.
     async fn mark_uploaded(
+        &self,
+        id: i64,
+        facts: &UploadFacts,
+        at: i64,
+    ) -> Result<MarkOutcome, StoreError>;
+    /// `issued`/`expired` (or `uploaded` on a client's word) → `rejected` with the cloud's
+    /// facts (an upload that broke the module's rules), with its `object.rejected` event in
+    /// the same transaction when notify is on. `Marked` when the row changed.
+    async fn reject_object(
         &self,
         id: i64,
         facts: &UploadFacts,

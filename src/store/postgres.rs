@@ -388,6 +388,48 @@ impl ObjectStore for PgStore {
         })
     }
 
+    async fn reject_object(
+        &self,
+        id: i64,
+        f: &UploadFacts,
+        at: i64,
+    ) -> Result<MarkOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE objects SET status = 'rejected', size = $1, mime = $2, etag = $3, \
+             uploaded_at = COALESCE(uploaded_at, $4), verified_by = $5 \
+             WHERE id = $6 AND (status IN ('issued', 'expired') \
+               OR (status = 'uploaded' AND verified_by = 'client')) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(f.size)
+        .bind(&f.mime)
+        .bind(&f.etag)
+        .bind(at)
+        .bind(f.source.as_str())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = row {
+            if self.notify {
+                let e = NewEvent::new("object.rejected", record(&row)?, at);
+                insert_event(&mut tx, &e).await?;
+            }
+            tx.commit().await?;
+            return Ok(MarkOutcome::Marked);
+        }
+        tx.rollback().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match status.as_deref() {
+            None => MarkOutcome::NotFound,
+            Some("uploaded") | Some("rejected") => MarkOutcome::AlreadyUploaded,
+            Some(_) => MarkOutcome::NotIssued,
+        })
+    }
+
     async fn expire_lapsed(&self, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::providers::{CallbackInput, CloudType};
+use crate::providers::{CallbackInput, CloudObject, CloudType, Head};
 use crate::store::{FactSource, MarkOutcome, ObjectRecord, UploadFacts};
 use crate::upload::module::UploadModule;
 use crate::upload::service::AUDIT_TARGET;
@@ -164,6 +164,7 @@ pub async fn record(
     caller: Caller,
     input: &CallbackInput,
     request_id: &str,
+    deadline: tokio::time::Instant,
 ) -> Result<Marked, ApiError> {
     let origin = match &caller {
         Caller::User(_) => "user",
@@ -215,6 +216,50 @@ pub async fn record(
             ));
         }
     }
+    if matches!(caller, Caller::User(_)) {
+        match verify_with_cloud(app, &record, deadline).await? {
+            Verified::ClientWord => {}
+            Verified::Absent => {
+                app.metrics.callback(origin, "absent");
+                return Err(ApiError::NotUploaded(cb.object_id));
+            }
+            Verified::Cloud(facts) => cb.facts = facts,
+            Verified::Rejected(facts, why) => {
+                app.metrics.callback(origin, "rejected");
+                let outcome = app
+                    .store
+                    .reject_object(cb.object_id, &facts, app.clock.now_unix())
+                    .await?;
+                tracing::info!(
+                    target: AUDIT_TARGET,
+                    event = "upload_rejected",
+                    request_id,
+                    origin,
+                    sub = %record.owner,
+                    object_id = cb.object_id,
+                    cloud_type = record.cloud_type,
+                    bucket = record.bucket.as_deref().unwrap_or(""),
+                    key = record.object_key.as_deref().unwrap_or(""),
+                    size = facts.size,
+                    reason = why,
+                    changed = outcome == MarkOutcome::Marked,
+                    "upload rejected"
+                );
+                return Err(match outcome {
+                    MarkOutcome::NotFound => ApiError::NotFound(format!("object {}", cb.object_id)),
+                    MarkOutcome::NotIssued => {
+                        ApiError::Forbidden("object has no issued credentials (failed)".into())
+                    }
+                    MarkOutcome::Marked | MarkOutcome::AlreadyUploaded => ApiError::WrongState {
+                        id: cb.object_id,
+                        status: "rejected".into(),
+                        action: "upload",
+                        needs: why,
+                    },
+                });
+            }
+        }
+    }
     let outcome = app
         .store
         .mark_uploaded(cb.object_id, &cb.facts, app.clock.now_unix())
@@ -248,6 +293,100 @@ pub async fn record(
             "object has no issued credentials (failed)".into(),
         )),
         MarkOutcome::NotFound => Err(ApiError::NotFound(format!("object {}", cb.object_id))),
+    }
+}
+
+/// What the cloud's `HEAD` decided about a client's callback.
+#[derive(Debug)]
+enum Verified {
+    /// The provider does not verify: record the client's claim.
+    ClientWord,
+    /// The bucket has no such object (40903).
+    Absent,
+    /// Present and within the module's rules: the cloud's facts.
+    Cloud(UploadFacts),
+    /// Present but over `max_bytes` or of a refused content type: deleted (where the
+    /// credentials allow) and to be marked `rejected` with the cloud's facts.
+    Rejected(UploadFacts, &'static str),
+}
+
+/// Asks the row's cloud about its object (`PRODUCT §6`): a folder (`isDir`) row has no one
+/// object to ask about and keeps the client's word.
+async fn verify_with_cloud(
+    app: &App,
+    record: &ObjectRecord,
+    deadline: tokio::time::Instant,
+) -> Result<Verified, ApiError> {
+    let provider = CloudType::from_code(record.cloud_type).and_then(|c| app.providers.get(c));
+    let (Some(provider), Some(bucket), Some(key)) = (
+        provider,
+        record.bucket.as_deref(),
+        record.object_key.as_deref(),
+    ) else {
+        return Ok(Verified::ClientWord);
+    };
+    // A folder has no one object to ask about; a row already settled by the cloud (or
+    // rejected, consumed, failed) is left to `mark_uploaded`, which changes nothing.
+    let open = matches!(record.status.as_str(), "issued" | "expired")
+        || (record.status == "uploaded" && record.verified_by.as_deref() == Some("client"));
+    if record.is_dir || !open {
+        return Ok(Verified::ClientWord);
+    }
+    let found = match provider.head_object(bucket, key, deadline).await? {
+        Head::CannotVerify => return Ok(Verified::ClientWord),
+        Head::Absent => return Ok(Verified::Absent),
+        Head::Present(o) => o,
+    };
+    let facts = UploadFacts {
+        size: Some(found.size),
+        mime: found.content_type.clone(),
+        etag: found.etag.clone(),
+        source: FactSource::Head,
+    };
+    let Some(module) = UploadModule::parse(&record.upload_module) else {
+        return Ok(Verified::Cloud(facts));
+    };
+    let rules = app.config.upload.rules(module);
+    let why = if u64::try_from(found.size).unwrap_or(u64::MAX) > rules.max_bytes {
+        Some("an object within the module's max_bytes")
+    } else if !content_type_allowed(&rules, &found) {
+        Some("a content type the module allows")
+    } else {
+        None
+    };
+    let Some(why) = why else {
+        return Ok(Verified::Cloud(facts));
+    };
+    if let Err(e) = provider.delete_object(bucket, key, deadline).await {
+        tracing::warn!(
+            object_id = record.object_id,
+            error = %e,
+            "deleting a rejected upload failed; the object stays in the bucket"
+        );
+    }
+    Ok(Verified::Rejected(facts, why))
+}
+
+/// Whether the cloud's `Content-Type` (parameters and case ignored) is one the module's
+/// extensions give: with an allow-list, the type of one of its extensions; without one,
+/// any type but that of a denied extension. An object with no `Content-Type` is not judged.
+pub fn content_type_allowed(rules: &crate::config::ModuleRules, found: &CloudObject) -> bool {
+    use crate::providers::form::content_type_for;
+    let Some(ct) = found.content_type.as_deref() else {
+        return true;
+    };
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match &rules.extensions {
+        Some(list) => list.iter().any(|e| content_type_for(e) == ct),
+        None => !crate::upload::module::DENIED_EXTENSIONS
+            .iter()
+            .map(|e| content_type_for(e))
+            .any(|t| t == ct && t != "application/octet-stream"),
     }
 }
 
@@ -400,5 +539,34 @@ mod tests {
         ));
         assert!(check_owner(&one, "bob").is_ok());
         assert!(check_owner(&one, "alice").is_err());
+    }
+
+    #[test]
+    fn content_types_follow_the_module_s_extensions() {
+        let obj = |ct: Option<&str>| CloudObject {
+            size: 1,
+            etag: None,
+            content_type: ct.map(str::to_string),
+        };
+        let images = crate::config::ModuleRules {
+            extensions: Some(vec!["png".into(), "jpg".into()]),
+            max_bytes: 10,
+        };
+        assert!(content_type_allowed(&images, &obj(Some("image/png"))));
+        assert!(content_type_allowed(
+            &images,
+            &obj(Some("Image/JPEG; charset=x"))
+        ));
+        assert!(!content_type_allowed(&images, &obj(Some("text/html"))));
+        assert!(!content_type_allowed(
+            &images,
+            &obj(Some("binary/octet-stream"))
+        ));
+        assert!(content_type_allowed(&images, &obj(None)));
+        let any = crate::config::ModuleRules {
+            extensions: None,
+            max_bytes: 10,
+        };
+        assert!(content_type_allowed(&any, &obj(Some("text/html"))));
     }
 }

@@ -98,7 +98,16 @@ def setup(moto_url, out_env, out_json):
         PolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": ROLE_ARN}],
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": ROLE_ARN},
+                    # stsgate's HEAD of an announced upload, and the delete of a rejected one
+                    # (providers.aws.verify_uploads, docs/providers/aws.md).
+                    {
+                        "Effect": "Allow",
+                        "Action": ["s3:GetObject", "s3:DeleteObject"],
+                        "Resource": f"arn:aws:s3:::{BUCKET}/*",
+                    },
+                ],
             }
         ),
     )
@@ -206,6 +215,8 @@ def test_boto3_uploads_with_stsgate_credentials(env):
     assert status == 200, obj
     assert obj["data"]["status"] == "uploaded"
     assert obj["data"]["size"] == len(payload)
+    # stsgate asked moto (a HEAD signed with its long-term key), not the client.
+    assert obj["data"]["verifiedBy"] == "head", obj
     print(f"stsgate GET /upload/objects/{d['objectId']}: {json.dumps(obj['data'], sort_keys=True)}")
 
 

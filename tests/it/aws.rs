@@ -886,3 +886,270 @@ fn no_aws_secret_in_trace_logs() {
     ];
     assert_no_secret_in_logs(&text, &secrets, &markers);
 }
+
+// ---- The cloud's word on an upload: stsgate's own signed HEAD (PRODUCT §6) ----
+
+/// Issues one PNG upload for alice; returns (objectId, relativePath, form url, fields).
+async fn issue_png(s: &Server) -> (i64, String, String, Vec<(String, String)>) {
+    let a = s.sts("alice", Q_PNG).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = &a.body["data"];
+    (
+        d["objectId"].as_i64().unwrap(),
+        d["relativePath"].as_str().unwrap().to_string(),
+        d["form"]["url"].as_str().unwrap().to_string(),
+        form_fields(d),
+    )
+}
+
+/// The client's callback for `id` claiming `size` bytes of `mime`.
+async fn claim(s: &Server, id: i64, key: &str, size: usize, mime: &str) -> Answer {
+    let body = format!(
+        "objectId={id}&resourceType=2&bucket={BUCKET}&object={}&size={size}&mimeType={}",
+        key.replace('/', "%2F"),
+        mime.replace('/', "%2F")
+    );
+    s.callback_form(Some(&s.token("alice")), &body).await
+}
+
+fn heads(fake: &FakeSts, method: &str) -> usize {
+    fake.object_calls()
+        .iter()
+        .filter(|(m, _)| m == method)
+        .count()
+}
+
+on_both_databases!(
+    a_callback_records_the_bucket_s_facts_not_the_client_s,
+    head_facts_body
+);
+async fn head_facts_body(db: Arc<Db>) {
+    let (s, fake, _) = aws_server(db, |_| {}).await;
+    let (id, key, url, fields) = issue_png(&s).await;
+    let png = b"\x89PNG\r\n\x1a\nstsgate-head-check";
+    let (status, text) = browser_post(&url, &fields, "cat.png", png).await;
+    assert_eq!(status, 204, "{text}");
+    // The client claims another size and type; the record takes the bucket's.
+    let r = claim(&s, id, &key, 999_999, "text/plain").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(heads(&fake, "HEAD"), 1);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "uploaded");
+    assert_eq!(row.size, Some(png.len() as i64));
+    assert_eq!(row.mime.as_deref(), Some("image/png"));
+    let etag = {
+        use sha2::Digest as _;
+        hex::encode(&sha2::Sha256::digest(png)[..16])
+    };
+    assert_eq!(row.etag.as_deref(), Some(etag.as_str()));
+    assert_eq!(row.verified_by.as_deref(), Some("head"));
+    let o = s
+        .get(&format!("/upload/objects/{id}"), Some(&s.token("alice")))
+        .await;
+    assert_eq!(o.body["data"]["verifiedBy"], "head", "{}", o.text);
+    assert_eq!(o.body["data"]["size"], png.len());
+    // A repeat is 200 and changes nothing.
+    let r = claim(&s, id, &key, 1, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let again = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(again.size, Some(png.len() as i64));
+    assert_eq!(
+        heads(&fake, "HEAD"),
+        1,
+        "a settled row is not asked about again"
+    );
+    assert_eq!(fake.s3_refusals(), Vec::<String>::new());
+    s.stop().await;
+}
+
+on_both_databases!(
+    a_callback_for_an_object_never_uploaded_is_40903,
+    never_uploaded_body
+);
+async fn never_uploaded_body(db: Arc<Db>) {
+    let (s, fake, _) = aws_server(db, |_| {}).await;
+    let (id, key, url, fields) = issue_png(&s).await;
+    let r = claim(&s, id, &key, 10, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40903), "{}", r.text);
+    assert_eq!(heads(&fake, "HEAD"), 1);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "issued");
+    assert_eq!(row.size, None);
+    assert_eq!(row.verified_by, None);
+    // Once the object is there, the same callback records it.
+    let (status, text) = browser_post(&url, &fields, "cat.png", b"\x89PNGok").await;
+    assert_eq!(status, 204, "{text}");
+    let r = claim(&s, id, &key, 10, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.size), ("uploaded", Some(6)));
+    s.stop().await;
+}
+
+on_both_databases!(
+    an_object_over_max_bytes_is_deleted_and_rejected,
+    over_max_body
+);
+async fn over_max_body(db: Arc<Db>) {
+    let (s, fake, _) = aws_server(db, |c| {
+        c.upload.modules.insert(
+            "resource_image".into(),
+            ModuleConfig {
+                extensions: Some(vec!["png".into()]),
+                max_bytes: Some(16),
+            },
+        );
+    })
+    .await;
+    // Too large: put straight into the bucket, bypassing the form's policy.
+    let (id, key, _, _) = issue_png(&s).await;
+    fake.put_object(BUCKET, &key, Some("image/png"), &[7u8; 17]);
+    let r = claim(&s, id, &key, 10, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40904), "{}", r.text);
+    assert_eq!(heads(&fake, "DELETE"), 1);
+    assert!(fake.objects().iter().all(|o| o.key != key), "deleted");
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "rejected");
+    assert_eq!(row.size, Some(17));
+    assert_eq!(row.verified_by.as_deref(), Some("head"));
+    // A content type the module does not allow (within the size) is rejected too.
+    let (id2, key2, _, _) = issue_png(&s).await;
+    fake.put_object(BUCKET, &key2, Some("text/html"), b"<html>");
+    let r = claim(&s, id2, &key2, 6, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40904), "{}", r.text);
+    let row = s.state.store.get_object(id2).await.unwrap().unwrap();
+    assert_eq!(row.status, "rejected");
+    assert_eq!(row.mime.as_deref(), Some("text/html"));
+    assert!(fake.objects().iter().all(|o| o.key != key2), "deleted");
+    // Within the rules: uploaded.
+    let (id3, key3, _, _) = issue_png(&s).await;
+    fake.put_object(BUCKET, &key3, Some("image/png"), &[7u8; 16]);
+    let r = claim(&s, id3, &key3, 16, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A delete S3 refuses is logged, not fatal: the row is still rejected.
+    let (id4, key4, _, _) = issue_png(&s).await;
+    fake.put_object(BUCKET, &key4, Some("image/png"), &[7u8; 40]);
+    fake.set_delete_mode(Mode::Error(403, "AccessDenied".into()));
+    let r = claim(&s, id4, &key4, 10, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40904), "{}", r.text);
+    assert!(fake.objects().iter().any(|o| o.key == key4), "still there");
+    assert_eq!(
+        s.state.store.get_object(id4).await.unwrap().unwrap().status,
+        "rejected"
+    );
+    s.stop().await;
+}
+
+/// `verify_uploads = false`: the client's claim, `verifiedBy: client`, no HEAD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_verify_uploads_the_client_s_word_is_recorded() {
+    let db = Arc::new(sqlite().await);
+    let (s, fake, _) = aws_server(db, |c| c.providers.aws.verify_uploads = false).await;
+    let (id, key, _, _) = issue_png(&s).await;
+    let r = claim(&s, id, &key, 1234, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(fake.object_calls().is_empty());
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.size, Some(1234));
+    assert_eq!(row.verified_by.as_deref(), Some("client"));
+    s.stop().await;
+}
+
+/// A failing HEAD maps like any upstream call, and the row stays `issued`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_failures_map_to_the_upstream_codes() {
+    let db = Arc::new(sqlite().await);
+    let (s, fake, _) = aws_server(db, |c| c.server.request_timeout_ms = 1500).await;
+    let (id, key, url, fields) = issue_png(&s).await;
+    let (status, text) = browser_post(&url, &fields, "cat.png", b"\x89PNGx").await;
+    assert_eq!(status, 204, "{text}");
+    let cases: Vec<(Mode, u16, i64)> = vec![
+        (Mode::Http500, 503, 50301),
+        (Mode::Error(503, "SlowDown".into()), 503, 50301),
+        (Mode::Error(403, "AccessDenied".into()), 502, 50201),
+        (Mode::Hang, 504, 50401),
+    ];
+    for (mode, status, code) in cases {
+        fake.set_object_mode(mode.clone());
+        let before = heads(&fake, "HEAD");
+        let r = claim(&s, id, &key, 5, "image/png").await;
+        assert_eq!((r.status, r.code()), (status, code), "{mode:?}: {}", r.text);
+        if status == 503 {
+            assert!(heads(&fake, "HEAD") - before >= 2, "{mode:?} was retried");
+            assert!(r.headers.contains_key("retry-after"), "{mode:?}");
+        }
+        if status == 502 {
+            assert_eq!(heads(&fake, "HEAD") - before, 1, "{mode:?} is final");
+        }
+        let row = s.state.store.get_object(id).await.unwrap().unwrap();
+        assert_eq!(row.status, "issued", "{mode:?}");
+    }
+    // One transient failure is retried and the callback succeeds.
+    fake.set_object_mode(Mode::ErrorTimes(500, "InternalError".into(), 1));
+    let r = claim(&s, id, &key, 5, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    s.stop().await;
+}
+
+/// The fake's HEAD verifier (its own SigV4 code) accepts stsgate's signature and refuses
+/// one altered byte, a wrong secret, and another key id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_head_refuses_an_altered_signature() {
+    use stsgate::providers::aws::{form::bucket_url, sign};
+    use stsgate::providers::sigv4::SigV4Key;
+    let (fake, base) = fake_sts().await;
+    fake.put_object(BUCKET, "k/a b.png", Some("image/png"), b"12345");
+    let url = sign::object_url(&bucket_url(&base, REGION, BUCKET, true), "k/a b.png");
+    let head = |id: &'static str, secret: &'static str, alter: bool| {
+        let url = url.clone();
+        async move {
+            let signed = sign::sign_object_request(
+                SigV4Key {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                    session_token: None,
+                },
+                "HEAD",
+                &url,
+                REGION,
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+            let mut req = reqwest::Client::new().head(&url);
+            for (n, v) in signed.headers {
+                let v = if alter && n == "authorization" {
+                    // One byte of the signature changed.
+                    let mut b = v.into_bytes();
+                    let last = b.len() - 1;
+                    b[last] = if b[last] == b'0' { b'1' } else { b'0' };
+                    String::from_utf8(b).unwrap()
+                } else {
+                    v
+                };
+                req = req.header(n, v);
+            }
+            let res = req.send().await.unwrap();
+            (
+                res.status().as_u16(),
+                res.headers()
+                    .get("content-length")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        }
+    };
+    assert_eq!(
+        head(AWS_KEY_ID, AWS_SECRET, false).await,
+        (200, Some("5".into()))
+    );
+    assert_eq!(head(AWS_KEY_ID, AWS_SECRET, true).await.0, 403);
+    assert_eq!(head(AWS_KEY_ID, "wrongSecret", false).await.0, 403);
+    assert_eq!(head("AKIAOTHER", AWS_SECRET, false).await.0, 403);
+    assert_eq!(
+        fake.s3_refusals(),
+        [
+            "SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId"
+        ]
+    );
+}

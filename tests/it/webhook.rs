@@ -860,3 +860,77 @@ fn webhook_secret_not_in_trace_logs() {
     assert!(text.contains("webhook event dead"), "{text}");
     assert_no_secret_in_logs(&text, &[HOOK_SECRET.to_string()], &["v1="]);
 }
+
+on_both_databases!(
+    a_rejection_writes_its_event_in_its_transaction,
+    rejection_event_body
+);
+/// `reject_object` (a HEAD-verified upload that broke the module's rules): the row becomes
+/// `rejected` with the cloud's facts and its `object.rejected` event in one transaction.
+async fn rejection_event_body(db: Arc<Db>) {
+    let clock = ManualClock::new();
+    let now = clock.now_unix();
+    let on = app(&db, true, &clock).await;
+    let head = UploadFacts {
+        size: Some(99),
+        mime: Some("text/html".into()),
+        etag: Some("abc".into()),
+        source: FactSource::Head,
+    };
+    let id = issued_row(&on, now + 60).await;
+    sql_i64(&db, "ALTER TABLE outbox RENAME TO outbox_away").await;
+    assert!(on.store.reject_object(id, &head, now).await.is_err());
+    sql_i64(&db, "ALTER TABLE outbox_away RENAME TO outbox").await;
+    assert_eq!(
+        on.store.get_object(id).await.unwrap().unwrap().status,
+        "issued"
+    );
+    assert_eq!(
+        on.store.reject_object(id, &head, now).await.unwrap(),
+        MarkOutcome::Marked
+    );
+    assert_eq!(
+        on.store.reject_object(id, &head, now).await.unwrap(),
+        MarkOutcome::AlreadyUploaded
+    );
+    let row = on.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "rejected");
+    assert_eq!(
+        (row.size, row.verified_by.as_deref()),
+        (Some(99), Some("head"))
+    );
+    assert_eq!(sql_i64(&db, "SELECT COUNT(*) FROM outbox").await, 1);
+    let t = sql_text(&db, "SELECT event_type FROM outbox").await;
+    assert_eq!(t.as_deref(), Some("object.rejected"));
+    // A HEAD's facts replace a client's claim (`head` outranks `client`), never the reverse.
+    let second = issued_row(&on, now + 60).await;
+    let client = UploadFacts {
+        size: Some(1),
+        mime: None,
+        etag: None,
+        source: FactSource::Client,
+    };
+    assert_eq!(
+        on.store.mark_uploaded(second, &client, now).await.unwrap(),
+        MarkOutcome::Marked
+    );
+    let cloud = UploadFacts {
+        size: Some(5),
+        mime: Some("image/png".into()),
+        etag: None,
+        source: FactSource::Head,
+    };
+    assert_eq!(
+        on.store.mark_uploaded(second, &cloud, now).await.unwrap(),
+        MarkOutcome::Marked
+    );
+    assert_eq!(
+        on.store.mark_uploaded(second, &client, now).await.unwrap(),
+        MarkOutcome::AlreadyUploaded
+    );
+    let row = on.store.get_object(second).await.unwrap().unwrap();
+    assert_eq!(
+        (row.size, row.verified_by.as_deref()),
+        (Some(5), Some("head"))
+    );
+}

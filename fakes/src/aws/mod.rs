@@ -31,7 +31,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use self::policy::{check_policy, session_policy_allows};
-use self::sigv4::{amz_date_unix, canonical_request, post_signature, signature, string_to_sign};
+use self::sigv4::{
+    amz_date_unix, canonical_request, canonical_request_hashed, post_signature, signature,
+    string_to_sign,
+};
 use crate::common::Mode;
 use crate::common::{self, now_unix, utc};
 use crate::multipart::parse_multipart;
@@ -87,6 +90,9 @@ pub struct FakeSts {
     issued: Mutex<Vec<IssuedCred>>,
     objects: Mutex<Vec<StoredObject>>,
     s3_refusals: Mutex<Vec<String>>,
+    object_mode: Mutex<Mode>,
+    delete_mode: Mutex<Mode>,
+    object_calls: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeSts {
@@ -112,6 +118,9 @@ impl FakeSts {
             issued: Mutex::new(Vec::new()),
             objects: Mutex::new(Vec::new()),
             s3_refusals: Mutex::new(Vec::new()),
+            object_mode: Mutex::new(Mode::Ok),
+            delete_mode: Mutex::new(Mode::Ok),
+            object_calls: Mutex::new(Vec::new()),
         })
     }
 
@@ -145,6 +154,36 @@ impl FakeSts {
         self.objects.lock().unwrap().clone()
     }
 
+    /// Changes how S3 answers an authenticated `HEAD` of an object (`Error`, `ErrorTimes`,
+    /// `Http500`, `Hang`, `Delay`; anything else answers normally).
+    pub fn set_object_mode(&self, m: Mode) {
+        *self.object_mode.lock().unwrap() = m;
+    }
+
+    /// The same for an authenticated `DELETE` of an object.
+    pub fn set_delete_mode(&self, m: Mode) {
+        *self.delete_mode.lock().unwrap() = m;
+    }
+
+    /// `HEAD`/`DELETE` requests of objects received (method, key), authenticated or not.
+    pub fn object_calls(&self) -> Vec<(String, String)> {
+        self.object_calls.lock().unwrap().clone()
+    }
+
+    /// Stores an object directly, bypassing every policy (a test's stand-in for an upload
+    /// that broke the rules some other way).
+    pub fn put_object(&self, bucket: &str, key: &str, content_type: Option<&str>, data: &[u8]) {
+        let mut objects = self.objects.lock().unwrap();
+        objects.retain(|o| !(o.bucket == bucket && o.key == key));
+        objects.push(StoredObject {
+            bucket: bucket.into(),
+            key: key.into(),
+            size: data.len(),
+            content_type: content_type.map(str::to_string),
+            data: data.to_vec(),
+        });
+    }
+
     /// S3 error codes answered so far.
     pub fn s3_refusals(&self) -> Vec<String> {
         self.s3_refusals.lock().unwrap().clone()
@@ -156,6 +195,10 @@ impl FakeSts {
             .route("/", post(sts))
             .route("/{bucket}", post(s3_post).options(preflight))
             .route("/{bucket}/", post(s3_post).options(preflight))
+            .route(
+                "/{bucket}/{*key}",
+                axum::routing::head(s3_object).delete(s3_object),
+            )
             .layer(axum::middleware::map_response(cors))
             .with_state(self.clone());
         common::serve("127.0.0.1:0", app).await
@@ -580,4 +623,155 @@ async fn s3_post(
         [("etag", etag), ("location", format!("/{bucket}/{key}"))],
     )
         .into_response()
+}
+
+/// Checks an S3 request's SigV4 `Authorization` header against the configured long-term
+/// key (stsgate's own `HEAD`/`DELETE`): scope `{date}/{region}/s3/aws4_request`, `host`,
+/// `x-amz-date` and `x-amz-content-sha256` signed, the path exactly as sent, the payload hash
+/// the `x-amz-content-sha256` header (which must be that of the empty body). `Err` is
+/// (status, S3 error code).
+pub fn verify_s3_header(
+    fake: &FakeSts,
+    method: &str,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(), (u16, &'static str)> {
+    const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if raw_query.is_some_and(|q| !q.is_empty()) {
+        return Err((400, "InvalidArgument"));
+    }
+    let auth = h("authorization").ok_or((403, "AccessDenied"))?;
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or((400, "InvalidArgument"))?;
+    let (mut credential, mut signed, mut sig) = ("", "", "");
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = v;
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = v;
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            sig = v;
+        }
+    }
+    let scope: Vec<&str> = credential.split('/').collect();
+    if scope.len() != 5 || signed.is_empty() || sig.is_empty() {
+        return Err((400, "AuthorizationHeaderMalformed"));
+    }
+    if scope[0] != fake.access_key_id {
+        return Err((403, "InvalidAccessKeyId"));
+    }
+    let amz_date = h("x-amz-date").ok_or((403, "AccessDenied"))?;
+    let t = amz_date_unix(amz_date).ok_or((403, "AccessDenied"))?;
+    if (now_unix() - t).abs() > 900 {
+        return Err((403, "RequestTimeTooSkewed"));
+    }
+    if scope[1] != &amz_date[..8]
+        || scope[2] != fake.region
+        || scope[3] != "s3"
+        || scope[4] != "aws4_request"
+    {
+        return Err((400, "AuthorizationHeaderMalformed"));
+    }
+    let payload = h("x-amz-content-sha256").ok_or((400, "InvalidRequest"))?;
+    if payload != EMPTY {
+        return Err((400, "XAmzContentSHA256Mismatch"));
+    }
+    let names: Vec<&str> = signed.split(';').collect();
+    for must in ["host", "x-amz-content-sha256", "x-amz-date"] {
+        if !names.contains(&must) {
+            return Err((403, "SignatureDoesNotMatch"));
+        }
+    }
+    let mut pairs = Vec::new();
+    for n in &names {
+        let v = h(n).ok_or((403, "SignatureDoesNotMatch"))?;
+        pairs.push((n.to_string(), v.to_string()));
+    }
+    let canonical = canonical_request_hashed(method, raw_path, &pairs, signed, payload);
+    let sts = string_to_sign(amz_date, &scope[1..].join("/"), &canonical);
+    let want = signature(&fake.secret_access_key, scope[1], scope[2], "s3", &sts);
+    if want != sig {
+        return Err((403, "SignatureDoesNotMatch"));
+    }
+    Ok(())
+}
+
+/// `HEAD`/`DELETE /{bucket}/{key}` signed with the long-term key: `HEAD` answers the stored
+/// object's size, ETag and content type (404 when absent); `DELETE` removes it (204, also
+/// when absent, as S3 does).
+async fn s3_object(
+    State(fake): State<Arc<FakeSts>>,
+    Path((bucket, key)): Path<(String, String)>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    fake.object_calls
+        .lock()
+        .unwrap()
+        .push((method.to_string(), key.clone()));
+    if let Err((status, code)) =
+        verify_s3_header(&fake, method.as_str(), uri.path(), uri.query(), &headers)
+    {
+        // A HEAD answer has no body; the code is still recorded.
+        return s3_error(&fake, status, code, "The request signature was refused.");
+    }
+    let slot = if method == axum::http::Method::DELETE {
+        &fake.delete_mode
+    } else {
+        &fake.object_mode
+    };
+    match Mode::next(slot) {
+        Mode::Error(status, code) | Mode::AltError(status, code) => {
+            return s3_error(&fake, status, &code, "fake failure")
+        }
+        Mode::Http500 => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html>Internal Server Error</html>",
+            )
+                .into_response()
+        }
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::OK.into_response();
+        }
+        Mode::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        _ => {}
+    }
+    if bucket != fake.bucket {
+        return s3_error(
+            &fake,
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+        );
+    }
+    if method == axum::http::Method::DELETE {
+        fake.objects
+            .lock()
+            .unwrap()
+            .retain(|o| !(o.bucket == bucket && o.key == key));
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let found = fake
+        .objects()
+        .into_iter()
+        .find(|o| o.bucket == bucket && o.key == key);
+    let Some(o) = found else {
+        return s3_error(&fake, 404, "NoSuchKey", "The specified key does not exist.");
+    };
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&o.data)[..16]));
+    let mut res = StatusCode::OK.into_response();
+    let h = res.headers_mut();
+    h.insert("etag", etag.parse().unwrap());
+    h.insert("content-length", o.size.into());
+    if let Some(ct) = o.content_type.as_deref().and_then(|c| c.parse().ok()) {
+        h.insert("content-type", ct);
+    }
+    res
 }

@@ -28,6 +28,24 @@ pub fn canonical_request(
     signed_headers: &str,
     body: &[u8],
 ) -> String {
+    canonical_request_hashed(
+        method,
+        path,
+        headers,
+        signed_headers,
+        &hex::encode(Sha256::digest(body)),
+    )
+}
+
+/// The same with the payload hash given (S3: the `x-amz-content-sha256` header's value),
+/// `path` exactly as sent (S3 encodes it once and does not normalise it).
+pub fn canonical_request_hashed(
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    signed_headers: &str,
+    payload_hash: &str,
+) -> String {
     let mut block = String::new();
     for (n, v) in headers {
         block.push_str(n);
@@ -35,10 +53,7 @@ pub fn canonical_request(
         block.push_str(&canonical_value(v));
         block.push('\n');
     }
-    format!(
-        "{method}\n{path}\n\n{block}\n{signed_headers}\n{}",
-        hex::encode(Sha256::digest(body))
-    )
+    format!("{method}\n{path}\n\n{block}\n{signed_headers}\n{payload_hash}")
 }
 
 /// `AWS4-HMAC-SHA256\n{amz_date}\n{scope}\nhex(SHA256(canonical))`.

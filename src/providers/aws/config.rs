@@ -35,6 +35,11 @@ pub struct AwsConfig {
     pub timeout_ms: u64,
     /// Requested credential lifetime; empty: `upload.duration_secs`.
     pub duration_secs: Option<u64>,
+    /// On a client's (JWT) callback, `HEAD` the object with the long-term key and record
+    /// the bucket's size, ETag and content type (`verifiedBy: head`); `false`: record the
+    /// client's claim (`verifiedBy: client`). The key needs `s3:GetObject` (and
+    /// `s3:DeleteObject` to delete a rejected object).
+    pub verify_uploads: bool,
 }
 
 impl Default for AwsConfig {
@@ -53,6 +58,7 @@ impl Default for AwsConfig {
             connect_timeout_ms: section::default_connect_timeout_ms(),
             timeout_ms: section::default_timeout_ms(),
             duration_secs: None,
+            verify_uploads: true,
         }
     }
 }

@@ -24,7 +24,10 @@ use self::sign::FORM_CONTENT_TYPE;
 use super::http::{send, Upstream};
 use super::registry::{Cloud, Context, ProvidersConfig};
 use super::sigv4::{sign_request, SigV4Key, SigV4Request};
-use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError, TempCredentials};
+use super::{
+    CloudObject, CloudType, CredentialProvider, Head, IssueRequest, Issued, ProviderError,
+    TempCredentials,
+};
 use crate::clock::Clock;
 use crate::config::ConfigError;
 
@@ -107,6 +110,77 @@ impl Inner {
         );
         Ok(cred)
     }
+
+    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
+    /// long-term key at the current time; answers (status, headers).
+    async fn object_once(
+        &self,
+        method: reqwest::Method,
+        bucket: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
+        let cfg = &self.cfg;
+        let url = sign::object_url(
+            &form::bucket_url(&cfg.s3_endpoint, &cfg.region, bucket, cfg.path_style),
+            key,
+        );
+        let signed = sign::sign_object_request(
+            SigV4Key {
+                access_key_id: cfg.access_key_id.expose(),
+                secret_access_key: cfg.secret_access_key.expose(),
+                session_token: None,
+            },
+            method.as_str(),
+            &url,
+            &cfg.region,
+            system_time(self.clock.now_unix()),
+        )
+        .map_err(ProviderError::Unusable)?;
+        let mut req = self.upstream.client.request(method, &url).timeout(timeout);
+        for (name, value) in signed.headers {
+            req = req.header(name, value);
+        }
+        let res = req.send().await.map_err(super::http::transport_error)?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        // Drain the (error) body so the connection can be reused; its text is not needed.
+        let _ = res.bytes().await;
+        Ok((status, headers))
+    }
+}
+
+/// A non-2xx S3 answer to a `HEAD`/`DELETE` (which has no body to read a code from) as a
+/// [`ProviderError`]: 5xx, 429 and 503 retryable, anything else final.
+fn object_error(status: u16) -> ProviderError {
+    let code = match status {
+        403 => "AccessDenied".to_string(),
+        _ => format!("HTTP {status}"),
+    };
+    ProviderError::Refused {
+        code,
+        message: format!("S3 answered HTTP {status}"),
+        retryable: status >= 500 || status == 429,
+    }
+}
+
+/// The `HEAD` answer's facts.
+fn head_facts(headers: &reqwest::header::HeaderMap) -> Result<CloudObject, ProviderError> {
+    let text = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let size = text("content-length")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| ProviderError::Unusable("HEAD answer without Content-Length".into()))?;
+    Ok(CloudObject {
+        size,
+        etag: text("etag").map(|e| e.trim().trim_matches('"').to_string()),
+        content_type: text("content-type"),
+    })
 }
 
 impl Cloud for AwsProvider {
@@ -204,6 +278,52 @@ impl CredentialProvider for AwsProvider {
             Issued::temporary(cred, &cfg.bucket, &inner.endpoint, &cfg.region, key, form)
                 .with_upload(upload),
         )
+    }
+
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Head, ProviderError> {
+        let inner = &self.inner;
+        if !inner.cfg.verify_uploads {
+            return Ok(Head::CannotVerify);
+        }
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, headers) = inner
+                    .object_once(reqwest::Method::HEAD, bucket, key, t)
+                    .await?;
+                match status {
+                    200..=299 => Ok(Head::Present(head_facts(&headers)?)),
+                    404 => Ok(Head::Absent),
+                    s => Err(object_error(s)),
+                }
+            })
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ProviderError> {
+        let inner = &self.inner;
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, _) = inner
+                    .object_once(reqwest::Method::DELETE, bucket, key, t)
+                    .await?;
+                match status {
+                    200..=299 | 404 => Ok(()),
+                    s => Err(object_error(s)),
+                }
+            })
+            .await
     }
 }
 
