@@ -430,10 +430,10 @@ async fn demo_uploads_to_the_fake_aws_s3_with_a_callback_in_a_real_browser() {
     assert_eq!(rec["status"], "uploaded", "{rec}");
     assert_eq!(
         rec["size"], SMALL as u64,
-        "the callback reported the size: {rec}"
+        "the bucket's size, confirmed with a HEAD: {rec}"
     );
     assert_eq!(rec["mimeType"], "image/png", "{rec}");
-    assert_eq!(rec["verifiedBy"], "client", "{rec}");
+    assert_eq!(rec["verifiedBy"], "head", "{rec}");
     let objects = fake.objects();
     assert_eq!(objects.len(), 1, "only the small file was stored");
     assert_eq!(objects[0].key, key);
