@@ -310,7 +310,7 @@ enum Verified {
     Rejected(UploadFacts, &'static str),
 }
 
-/// Asks the row's cloud about its object (`PRODUCT §6`): a folder (`isDir`) row has no one
+/// Asks the row's cloud about its object (`docs/contract.md` §6): a folder (`isDir`) row has no one
 /// object to ask about and keeps the client's word.
 async fn verify_with_cloud(
     app: &App,

@@ -887,7 +887,7 @@ fn no_aws_secret_in_trace_logs() {
     assert_no_secret_in_logs(&text, &secrets, &markers);
 }
 
-// ---- The cloud's word on an upload: stsgate's own signed HEAD (PRODUCT §6) ----
+// ---- The cloud's word on an upload: stsgate's own signed HEAD (docs/contract.md §6) ----
 
 /// Issues one PNG upload for alice; returns (objectId, relativePath, form url, fields).
 async fn issue_png(s: &Server) -> (i64, String, String, Vec<(String, String)>) {
