@@ -13,8 +13,8 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
 use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
-    ConsumeOutcome, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject, ObjectRecord,
-    ObjectStore, OutboxEvent, StoreError, UploadFacts,
+    ConsumeOutcome, FactSource, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject,
+    ObjectRecord, ObjectStore, OutboxEvent, StoreError, UploadFacts,
 };
 
 /// objectIds taken from the sequence per reservation (at most this many are skipped by a
@@ -119,6 +119,57 @@ impl batch::Writer for PgWriter {
 }
 
 impl PgStore {
+    /// Sets `status` and the upload facts on a row still open to them (`issued`/`expired`, or
+    /// `uploaded` on a client's word when `replaces_client`), with its `event` in the same
+    /// transaction when notify is on. Whether a row changed.
+    async fn settle(
+        &self,
+        id: i64,
+        f: &UploadFacts,
+        at: i64,
+        status: &str,
+        event: &'static str,
+        replaces_client: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE objects SET status = $1, size = $2, mime = $3, etag = $4, \
+             uploaded_at = COALESCE(uploaded_at, $5), verified_by = $6 \
+             WHERE id = $7 AND (status IN ('issued', 'expired') \
+               OR ($8 AND status = 'uploaded' AND verified_by = 'client')) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(status)
+        .bind(f.size)
+        .bind(&f.mime)
+        .bind(&f.etag)
+        .bind(at)
+        .bind(f.source.as_str())
+        .bind(id)
+        .bind(replaces_client)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if self.notify {
+            insert_event(&mut tx, &NewEvent::new(event, record(&row)?, at)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The row's state, when it exists.
+    async fn status_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT status FROM objects WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// The group-commit task's counters.
     pub fn batch_stats(&self) -> &batch::BatchStats {
         self.writes.stats()
@@ -352,36 +403,14 @@ impl ObjectStore for PgStore {
         f: &UploadFacts,
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE objects SET status = 'uploaded', size = $1, mime = $2, etag = $3, \
-             uploaded_at = COALESCE(uploaded_at, $4), verified_by = $5 \
-             WHERE id = $6 AND (status IN ('issued', 'expired') \
-               OR ($5 <> 'client' AND status = 'uploaded' AND verified_by = 'client')) \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(f.size)
-        .bind(&f.mime)
-        .bind(&f.etag)
-        .bind(at)
-        .bind(f.source.as_str())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            if self.notify {
-                let e = NewEvent::new("object.uploaded", record(&row)?, at);
-                insert_event(&mut tx, &e).await?;
-            }
-            tx.commit().await?;
+        let replaces_client = f.source != FactSource::Client;
+        if self
+            .settle(id, f, at, "uploaded", "object.uploaded", replaces_client)
+            .await?
+        {
             return Ok(MarkOutcome::Marked);
         }
-        tx.rollback().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match status.as_deref() {
+        Ok(match self.status_of(id).await?.as_deref() {
             None => MarkOutcome::NotFound,
             Some("uploaded") => MarkOutcome::AlreadyUploaded,
             Some(_) => MarkOutcome::NotIssued,
@@ -394,36 +423,13 @@ impl ObjectStore for PgStore {
         f: &UploadFacts,
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE objects SET status = 'rejected', size = $1, mime = $2, etag = $3, \
-             uploaded_at = COALESCE(uploaded_at, $4), verified_by = $5 \
-             WHERE id = $6 AND (status IN ('issued', 'expired') \
-               OR (status = 'uploaded' AND verified_by = 'client')) \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(f.size)
-        .bind(&f.mime)
-        .bind(&f.etag)
-        .bind(at)
-        .bind(f.source.as_str())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            if self.notify {
-                let e = NewEvent::new("object.rejected", record(&row)?, at);
-                insert_event(&mut tx, &e).await?;
-            }
-            tx.commit().await?;
+        if self
+            .settle(id, f, at, "rejected", "object.rejected", true)
+            .await?
+        {
             return Ok(MarkOutcome::Marked);
         }
-        tx.rollback().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match status.as_deref() {
+        Ok(match self.status_of(id).await?.as_deref() {
             None => MarkOutcome::NotFound,
             Some("uploaded") | Some("rejected") => MarkOutcome::AlreadyUploaded,
             Some(_) => MarkOutcome::NotIssued,

@@ -13,8 +13,8 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
-    ConsumeOutcome, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject, ObjectRecord,
-    ObjectStore, OutboxEvent, StoreError, StoreOptions, UploadFacts,
+    ConsumeOutcome, FactSource, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject,
+    ObjectRecord, ObjectStore, OutboxEvent, StoreError, StoreOptions, UploadFacts,
 };
 
 /// objectIds reserved per `sqlite_sequence` update (at most this many are skipped by a
@@ -34,6 +34,57 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Sets `status` and the upload facts on a row still open to them (`issued`/`expired`, or
+    /// `uploaded` on a client's word when `replaces_client`), with its `event` in the same
+    /// transaction when notify is on. Whether a row changed.
+    async fn settle(
+        &self,
+        id: i64,
+        f: &UploadFacts,
+        at: i64,
+        status: &str,
+        event: &'static str,
+        replaces_client: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE objects SET status = ?, size = ?, mime = ?, etag = ?, \
+             uploaded_at = COALESCE(uploaded_at, ?), verified_by = ? \
+             WHERE id = ? AND (status IN ('issued', 'expired') \
+               OR (? AND status = 'uploaded' AND verified_by = 'client')) \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(status)
+        .bind(f.size)
+        .bind(&f.mime)
+        .bind(&f.etag)
+        .bind(at)
+        .bind(f.source.as_str())
+        .bind(id)
+        .bind(replaces_client)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if self.notify {
+            insert_event(&mut tx, &NewEvent::new(event, record(&row)?, at)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The row's state, when it exists.
+    async fn status_of(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT status FROM objects WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Opens (creating with `mode=rwc`) the database in WAL mode, `synchronous=NORMAL`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(url, &StoreOptions::default()).await
@@ -359,37 +410,14 @@ impl ObjectStore for SqliteStore {
         f: &UploadFacts,
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE objects SET status = 'uploaded', size = ?, mime = ?, etag = ?, \
-             uploaded_at = COALESCE(uploaded_at, ?), verified_by = ? \
-             WHERE id = ? AND (status IN ('issued', 'expired') \
-               OR (? <> 'client' AND status = 'uploaded' AND verified_by = 'client')) \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(f.size)
-        .bind(&f.mime)
-        .bind(&f.etag)
-        .bind(at)
-        .bind(f.source.as_str())
-        .bind(id)
-        .bind(f.source.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            if self.notify {
-                let e = NewEvent::new("object.uploaded", record(&row)?, at);
-                insert_event(&mut tx, &e).await?;
-            }
-            tx.commit().await?;
+        let replaces_client = f.source != FactSource::Client;
+        if self
+            .settle(id, f, at, "uploaded", "object.uploaded", replaces_client)
+            .await?
+        {
             return Ok(MarkOutcome::Marked);
         }
-        tx.rollback().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match status.as_deref() {
+        Ok(match self.status_of(id).await?.as_deref() {
             None => MarkOutcome::NotFound,
             Some("uploaded") => MarkOutcome::AlreadyUploaded,
             Some(_) => MarkOutcome::NotIssued,
@@ -402,36 +430,13 @@ impl ObjectStore for SqliteStore {
         f: &UploadFacts,
         at: i64,
     ) -> Result<MarkOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE objects SET status = 'rejected', size = ?, mime = ?, etag = ?, \
-             uploaded_at = COALESCE(uploaded_at, ?), verified_by = ? \
-             WHERE id = ? AND (status IN ('issued', 'expired') \
-               OR (status = 'uploaded' AND verified_by = 'client')) \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(f.size)
-        .bind(&f.mime)
-        .bind(&f.etag)
-        .bind(at)
-        .bind(f.source.as_str())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            if self.notify {
-                let e = NewEvent::new("object.rejected", record(&row)?, at);
-                insert_event(&mut tx, &e).await?;
-            }
-            tx.commit().await?;
+        if self
+            .settle(id, f, at, "rejected", "object.rejected", true)
+            .await?
+        {
             return Ok(MarkOutcome::Marked);
         }
-        tx.rollback().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM objects WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match status.as_deref() {
+        Ok(match self.status_of(id).await?.as_deref() {
             None => MarkOutcome::NotFound,
             Some("uploaded") | Some("rejected") => MarkOutcome::AlreadyUploaded,
             Some(_) => MarkOutcome::NotIssued,
