@@ -276,18 +276,7 @@ pub fn verify_sts(
     let rest = auth
         .strip_prefix("AWS4-HMAC-SHA256 ")
         .ok_or((400, "IncompleteSignature"))?;
-    let (mut credential, mut signed, mut sig) = ("", "", "");
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(v) = part.strip_prefix("Credential=") {
-            credential = v;
-        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-            signed = v;
-        } else if let Some(v) = part.strip_prefix("Signature=") {
-            sig = v;
-        }
-    }
-    let scope: Vec<&str> = credential.split('/').collect();
+    let (scope, signed, sig) = authorization_parts(rest);
     if scope.len() != 5 || signed.is_empty() || sig.is_empty() {
         return Err((400, "IncompleteSignature"));
     }
@@ -646,18 +635,7 @@ pub fn verify_s3_header(
     let rest = auth
         .strip_prefix("AWS4-HMAC-SHA256 ")
         .ok_or((400, "InvalidArgument"))?;
-    let (mut credential, mut signed, mut sig) = ("", "", "");
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(v) = part.strip_prefix("Credential=") {
-            credential = v;
-        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-            signed = v;
-        } else if let Some(v) = part.strip_prefix("Signature=") {
-            sig = v;
-        }
-    }
-    let scope: Vec<&str> = credential.split('/').collect();
+    let (scope, signed, sig) = authorization_parts(rest);
     if scope.len() != 5 || signed.is_empty() || sig.is_empty() {
         return Err((400, "AuthorizationHeaderMalformed"));
     }
@@ -774,4 +752,21 @@ async fn s3_object(
         h.insert("content-type", ct);
     }
     res
+}
+
+/// The `Credential` scope (split at `/`), `SignedHeaders` and `Signature` of a SigV4
+/// `Authorization` value after its algorithm; empty where a part is missing.
+fn authorization_parts(rest: &str) -> (Vec<&str>, &str, &str) {
+    let (mut credential, mut signed, mut sig) = ("", "", "");
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = v;
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = v;
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            sig = v;
+        }
+    }
+    (credential.split('/').collect(), signed, sig)
 }
