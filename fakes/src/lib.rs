@@ -2,13 +2,15 @@
 //! verifies every request's signature with its own code (never stsgate's signers), answers
 //! in the cloud's own format, and can be told to fail through one [`Mode`].
 //!
-//! One module per cloud, plus what they share: [`common`] (the failure script, the call
+//! One module per cloud, plus what they share: [`bucket`] (stored objects and the `HEAD`
+//! answer), [`common`] (the failure script, the call
 //! log, serving, browser-form checks), [`multipart`] (the browser's form encoding) and
 //! [`jwks`] (a JWT issuer's key set).
 
 pub mod aliyun;
 pub mod aws;
 pub mod baidu;
+pub mod bucket;
 pub mod common;
 pub mod huawei;
 pub mod jwks;

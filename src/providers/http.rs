@@ -29,6 +29,8 @@ pub struct Upstream {
     pub budget: Arc<Budget>,
     /// Total timeout of one call.
     pub timeout: Duration,
+    /// Connect timeout (the client's).
+    pub connect_timeout: Duration,
     /// Provider name (metrics label).
     pub name: &'static str,
     /// Metrics.
@@ -87,13 +89,24 @@ impl Target {
 /// answers where it is asked, and a redirect (e.g. from an OSS public-key URL) could lead a
 /// request to an address that was never checked.
 pub fn client(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    client_resolving(connect_timeout, &std::collections::BTreeMap::new())
+}
+
+/// [`client`], connecting to fixed addresses for the hosts in `resolve` (`[providers]
+/// resolve`).
+pub fn client_resolving(
+    connect_timeout: Duration,
+    resolve: &std::collections::BTreeMap<String, std::net::SocketAddr>,
+) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("stsgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("reqwest client with rustls")
+        .user_agent(concat!("stsgate/", env!("CARGO_PKG_VERSION")));
+    for (host, addr) in resolve {
+        b = b.resolve(host, *addr);
+    }
+    b.build().expect("reqwest client with rustls")
 }
 
 /// Sends `req` and reads the whole answer; maps transport failures.
@@ -152,9 +165,22 @@ impl Upstream {
             client: client(Duration::from_millis(connect_timeout_ms)),
             budget,
             timeout,
+            connect_timeout: Duration::from_millis(connect_timeout_ms),
             name,
             metrics,
         }
+    }
+
+    /// The same upstream, its client connecting to fixed addresses for the hosts in
+    /// `resolve` (unchanged when it is empty).
+    pub fn with_resolve(
+        mut self,
+        resolve: &std::collections::BTreeMap<String, std::net::SocketAddr>,
+    ) -> Self {
+        if !resolve.is_empty() {
+            self.client = client_resolving(self.connect_timeout, resolve);
+        }
+        self
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes. Each

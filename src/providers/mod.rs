@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod error;
 pub mod form;
 pub mod http;
+pub mod object;
 pub mod registry;
 pub mod sigv4;
 #[cfg(test)]
@@ -312,6 +313,13 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// Verifies a cloud-signed upload callback (only clouds that sign callbacks).
     async fn verify_callback(&self, _input: &CallbackInput) -> Result<(), CallbackRefused> {
         Err(CallbackRefused("this cloud does not sign callbacks".into()))
+    }
+
+    /// Whether a callback this cloud signed still needs the cloud's `HEAD`: a signature that
+    /// proves who sent the callback but not which bucket holds the object (OSS: any bucket
+    /// can be told to call back with the same key's signature) does not settle the upload.
+    fn signed_callback_needs_head(&self) -> bool {
+        false
     }
 
     /// Asks the cloud about `key` in `bucket` (a `HEAD` signed with stsgate's long-term

@@ -87,6 +87,10 @@ impl CloudType {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
+    /// Fixed addresses for cloud hosts, as curl's `--resolve`: host name → `ip:port`. Every
+    /// provider's client connects there instead of asking DNS (a private endpoint, split
+    /// DNS, or a local fake whose bucket virtual hosts `{bucket}.localhost` have no DNS).
+    pub resolve: std::collections::BTreeMap<String, std::net::SocketAddr>,
     /// type 1
     pub tencent: tencent::config::TencentConfig,
     /// type 2
@@ -132,6 +136,7 @@ impl Context<'_> {
             self.metrics.clone(),
             self.cluster,
         )
+        .with_resolve(&self.config.providers.resolve)
     }
 
     /// The credential lifetime to ask for: the section's `duration_secs`, else

@@ -216,7 +216,16 @@ pub async fn record(
             ));
         }
     }
-    if matches!(caller, Caller::User(_)) {
+    // A client's claim, and a cloud callback whose signature does not prove the bucket
+    // (OSS), are settled by the cloud's HEAD.
+    let ask_cloud = match &caller {
+        Caller::User(_) => true,
+        Caller::Cloud(c) => app
+            .providers
+            .get(*c)
+            .is_some_and(|p| p.signed_callback_needs_head()),
+    };
+    if ask_cloud {
         match verify_with_cloud(app, &record, deadline).await? {
             Verified::ClientWord => {}
             Verified::Absent => {

@@ -28,13 +28,13 @@ use axum::routing::post;
 use axum::Router;
 use base64::Engine as _;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use self::policy::{check_policy, session_policy_allows};
 use self::sigv4::{
     amz_date_unix, canonical_request, canonical_request_hashed, post_signature, signature,
     string_to_sign,
 };
+use crate::bucket::Buckets;
 use crate::common::Mode;
 use crate::common::{self, now_unix, utc};
 use crate::multipart::parse_multipart;
@@ -64,15 +64,7 @@ pub struct IssuedCred {
     pub policy: Option<String>,
 }
 
-/// An object stored by a POST upload.
-#[derive(Debug, Clone)]
-pub struct StoredObject {
-    pub bucket: String,
-    pub key: String,
-    pub size: usize,
-    pub content_type: Option<String>,
-    pub data: Vec<u8>,
-}
+pub use crate::bucket::StoredObject;
 
 /// Shared state of the fake.
 pub struct FakeSts {
@@ -88,11 +80,9 @@ pub struct FakeSts {
     counter: AtomicU64,
     assume_calls: Mutex<Vec<AssumeCall>>,
     issued: Mutex<Vec<IssuedCred>>,
-    objects: Mutex<Vec<StoredObject>>,
     s3_refusals: Mutex<Vec<String>>,
-    object_mode: Mutex<Mode>,
-    delete_mode: Mutex<Mode>,
-    object_calls: Mutex<Vec<(String, String)>>,
+    /// The bucket's objects, object-request log and HEAD/DELETE failure script.
+    pub buckets: Buckets,
 }
 
 impl FakeSts {
@@ -116,11 +106,8 @@ impl FakeSts {
             counter: AtomicU64::new(0),
             assume_calls: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
-            objects: Mutex::new(Vec::new()),
             s3_refusals: Mutex::new(Vec::new()),
-            object_mode: Mutex::new(Mode::Ok),
-            delete_mode: Mutex::new(Mode::Ok),
-            object_calls: Mutex::new(Vec::new()),
+            buckets: Buckets::default(),
         })
     }
 
@@ -151,37 +138,29 @@ impl FakeSts {
 
     /// Objects stored by POST uploads.
     pub fn objects(&self) -> Vec<StoredObject> {
-        self.objects.lock().unwrap().clone()
+        self.buckets.objects()
     }
 
     /// Changes how S3 answers an authenticated `HEAD` of an object (`Error`, `ErrorTimes`,
     /// `Http500`, `Hang`, `Delay`; anything else answers normally).
     pub fn set_object_mode(&self, m: Mode) {
-        *self.object_mode.lock().unwrap() = m;
+        self.buckets.set_head_mode(m);
     }
 
     /// The same for an authenticated `DELETE` of an object.
     pub fn set_delete_mode(&self, m: Mode) {
-        *self.delete_mode.lock().unwrap() = m;
+        self.buckets.set_delete_mode(m);
     }
 
     /// `HEAD`/`DELETE` requests of objects received (method, key), authenticated or not.
     pub fn object_calls(&self) -> Vec<(String, String)> {
-        self.object_calls.lock().unwrap().clone()
+        self.buckets.calls()
     }
 
     /// Stores an object directly, bypassing every policy (a test's stand-in for an upload
     /// that broke the rules some other way).
     pub fn put_object(&self, bucket: &str, key: &str, content_type: Option<&str>, data: &[u8]) {
-        let mut objects = self.objects.lock().unwrap();
-        objects.retain(|o| !(o.bucket == bucket && o.key == key));
-        objects.push(StoredObject {
-            bucket: bucket.into(),
-            key: key.into(),
-            size: data.len(),
-            content_type: content_type.map(str::to_string),
-            data: data.to_vec(),
-        });
+        self.buckets.put(bucket, key, content_type, data);
     }
 
     /// S3 error codes answered so far.
@@ -599,14 +578,14 @@ async fn s3_post(
             return s3_error(&fake, 403, "AccessDenied", "Access Denied (session policy)");
         }
     }
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&file.data)[..16]));
-    fake.objects.lock().unwrap().push(StoredObject {
-        bucket: bucket.clone(),
-        key: key.clone(),
-        size: file.data.len(),
-        content_type: get(&fields, "Content-Type").or(file.content_type.clone()),
-        data: file.data.clone(),
-    });
+    let etag = fake.buckets.put(
+        &bucket,
+        &key,
+        get(&fields, "Content-Type")
+            .or(file.content_type.clone())
+            .as_deref(),
+        &file.data,
+    );
     (
         StatusCode::NO_CONTENT,
         [("etag", etag), ("location", format!("/{bucket}/{key}"))],
@@ -688,38 +667,21 @@ async fn s3_object(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    fake.object_calls
-        .lock()
-        .unwrap()
-        .push((method.to_string(), key.clone()));
+    fake.buckets.log(method.as_str(), &key);
     if let Err((status, code)) =
         verify_s3_header(&fake, method.as_str(), uri.path(), uri.query(), &headers)
     {
         // A HEAD answer has no body; the code is still recorded.
         return s3_error(&fake, status, code, "The request signature was refused.");
     }
-    let slot = if method == axum::http::Method::DELETE {
-        &fake.delete_mode
-    } else {
-        &fake.object_mode
-    };
-    match Mode::next(slot) {
-        Mode::Error(status, code) | Mode::AltError(status, code) => {
-            return s3_error(&fake, status, &code, "fake failure")
-        }
-        Mode::Http500 => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "<html>Internal Server Error</html>",
-            )
-                .into_response()
-        }
-        Mode::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            return StatusCode::OK.into_response();
-        }
-        Mode::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-        _ => {}
+    if let Some(res) = fake
+        .buckets
+        .scripted(method.as_str(), |status, code| {
+            s3_error(&fake, status, code, "fake failure")
+        })
+        .await
+    {
+        return res;
     }
     if bucket != fake.bucket {
         return s3_error(
@@ -730,28 +692,12 @@ async fn s3_object(
         );
     }
     if method == axum::http::Method::DELETE {
-        fake.objects
-            .lock()
-            .unwrap()
-            .retain(|o| !(o.bucket == bucket && o.key == key));
+        fake.buckets.delete(&bucket, &key);
         return StatusCode::NO_CONTENT.into_response();
     }
-    let found = fake
-        .objects()
-        .into_iter()
-        .find(|o| o.bucket == bucket && o.key == key);
-    let Some(o) = found else {
-        return s3_error(&fake, 404, "NoSuchKey", "The specified key does not exist.");
-    };
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&o.data)[..16]));
-    let mut res = StatusCode::OK.into_response();
-    let h = res.headers_mut();
-    h.insert("etag", etag.parse().unwrap());
-    h.insert("content-length", o.size.into());
-    if let Some(ct) = o.content_type.as_deref().and_then(|c| c.parse().ok()) {
-        h.insert("content-type", ct);
-    }
-    res
+    fake.buckets
+        .head(&bucket, &key)
+        .unwrap_or_else(|| s3_error(&fake, 404, "NoSuchKey", "The specified key does not exist."))
 }
 
 /// The `Credential` scope (split at `/`), `SignedHeaders` and `Signature` of a SigV4

@@ -25,7 +25,7 @@ use super::http::{send, Upstream};
 use super::registry::{Cloud, Context, ProvidersConfig};
 use super::sigv4::{sign_request, SigV4Key, SigV4Request};
 use super::{
-    CloudObject, CloudType, CredentialProvider, Head, IssueRequest, Issued, ProviderError,
+    object, CloudType, CredentialProvider, Head, IssueRequest, Issued, ProviderError,
     TempCredentials,
 };
 use crate::clock::Clock;
@@ -137,50 +137,16 @@ impl Inner {
             system_time(self.clock.now_unix()),
         )
         .map_err(ProviderError::Unusable)?;
-        let mut req = self.upstream.client.request(method, &url).timeout(timeout);
-        for (name, value) in signed.headers {
-            req = req.header(name, value);
-        }
-        let res = req.send().await.map_err(super::http::transport_error)?;
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        // Drain the (error) body so the connection can be reused; its text is not needed.
-        let _ = res.bytes().await;
-        Ok((status, headers))
+        let signed = object::SignedRequest {
+            url,
+            headers: signed
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        };
+        object::send_once(&self.upstream.client, method, signed, timeout).await
     }
-}
-
-/// A non-2xx S3 answer to a `HEAD`/`DELETE` (which has no body to read a code from) as a
-/// [`ProviderError`]: 5xx, 429 and 503 retryable, anything else final.
-fn object_error(status: u16) -> ProviderError {
-    let code = match status {
-        403 => "AccessDenied".to_string(),
-        _ => format!("HTTP {status}"),
-    };
-    ProviderError::Refused {
-        code,
-        message: format!("S3 answered HTTP {status}"),
-        retryable: status >= 500 || status == 429,
-    }
-}
-
-/// The `HEAD` answer's facts.
-fn head_facts(headers: &reqwest::header::HeaderMap) -> Result<CloudObject, ProviderError> {
-    let text = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let size = text("content-length")
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| ProviderError::Unusable("HEAD answer without Content-Length".into()))?;
-    Ok(CloudObject {
-        size,
-        etag: text("etag").map(|e| e.trim().trim_matches('"').to_string()),
-        content_type: text("content-type"),
-    })
 }
 
 impl Cloud for AwsProvider {
@@ -296,11 +262,7 @@ impl CredentialProvider for AwsProvider {
                 let (status, headers) = inner
                     .object_once(reqwest::Method::HEAD, bucket, key, t)
                     .await?;
-                match status {
-                    200..=299 => Ok(Head::Present(head_facts(&headers)?)),
-                    404 => Ok(Head::Absent),
-                    s => Err(object_error(s)),
-                }
+                object::head_answer("S3", status, &headers)
             })
             .await
     }
@@ -318,10 +280,7 @@ impl CredentialProvider for AwsProvider {
                 let (status, _) = inner
                     .object_once(reqwest::Method::DELETE, bucket, key, t)
                     .await?;
-                match status {
-                    200..=299 | 404 => Ok(()),
-                    s => Err(object_error(s)),
-                }
+                object::delete_answer("S3", status)
             })
             .await
     }
