@@ -962,6 +962,66 @@ async fn head_facts_body(db: Arc<Db>) {
     s.stop().await;
 }
 
+/// PUTs `data` to the answer's `uploadUrl` with its `uploadHeaders` (what `curl -T` does);
+/// answers (status, body).
+async fn put_upload(d: &serde_json::Value, data: &[u8]) -> (u16, String) {
+    let mut req = reqwest::Client::new()
+        .put(d["uploadUrl"].as_str().expect("uploadUrl"))
+        .body(data.to_vec());
+    for (k, v) in d["uploadHeaders"].as_object().expect("uploadHeaders") {
+        req = req.header(k, v.as_str().unwrap());
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+on_both_databases!(
+    a_presigned_put_upload_is_confirmed_by_a_head,
+    presigned_put_body
+);
+async fn presigned_put_body(db: Arc<Db>) {
+    let (s, fake, _) = aws_server(db, |_| {}).await;
+    let a = s.sts("alice", Q_PNG).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = a.body["data"].clone();
+    let id = d["objectId"].as_i64().unwrap();
+    let key = d["relativePath"].as_str().unwrap().to_string();
+    assert_eq!(d["uploadHeaders"]["Content-Type"], "image/png", "{d}");
+    let url = d["uploadUrl"].as_str().unwrap();
+    // One byte of the signature changed: refused, nothing stored.
+    let at = url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut forged = url.to_string();
+    let flip = if &url[at..at + 1] == "0" { "1" } else { "0" };
+    forged.replace_range(at..at + 1, flip);
+    let mut bad = d.clone();
+    bad["uploadUrl"] = forged.into();
+    let (status, text) = put_upload(&bad, b"x").await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("SignatureDoesNotMatch"), "{text}");
+    // Another Content-Type than the signed one: refused too.
+    let mut other = d.clone();
+    other["uploadHeaders"]["Content-Type"] = "text/html".into();
+    let (status, text) = put_upload(&other, b"x").await;
+    assert_eq!(status, 403, "{text}");
+    assert!(fake.objects().is_empty());
+    // The real upload, then the callback: the record holds the bucket's facts.
+    let png = b"\x89PNG\r\n\x1a\npresigned-put";
+    let (status, text) = put_upload(&d, png).await;
+    assert_eq!(status, 200, "{text}");
+    let stored = fake.objects();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].key, key);
+    assert_eq!(stored[0].content_type.as_deref(), Some("image/png"));
+    let r = claim(&s, id, &key, 1, "text/plain").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "uploaded");
+    assert_eq!(row.size, Some(png.len() as i64));
+    assert_eq!(row.mime.as_deref(), Some("image/png"));
+    assert_eq!(row.verified_by.as_deref(), Some("head"));
+    s.stop().await;
+}
+
 on_both_databases!(
     a_callback_for_an_object_never_uploaded_is_40903,
     never_uploaded_body

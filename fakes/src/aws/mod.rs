@@ -31,8 +31,8 @@ use serde_json::Value;
 
 use self::policy::{check_policy, session_policy_allows};
 use self::sigv4::{
-    amz_date_unix, canonical_request, canonical_request_hashed, post_signature, signature,
-    string_to_sign,
+    amz_date_unix, canonical_query, canonical_request, canonical_request_hashed,
+    canonical_request_query, post_signature, signature, string_to_sign,
 };
 use crate::bucket::Buckets;
 use crate::common::Mode;
@@ -176,7 +176,10 @@ impl FakeSts {
             .route("/{bucket}/", post(s3_post).options(preflight))
             .route(
                 "/{bucket}/{*key}",
-                axum::routing::head(s3_object).delete(s3_object),
+                axum::routing::head(s3_object)
+                    .delete(s3_object)
+                    .put(s3_put)
+                    .options(preflight),
             )
             .layer(axum::middleware::map_response(cors))
             .with_state(self.clone());
@@ -655,6 +658,138 @@ pub fn verify_s3_header(
         return Err((403, "SignatureDoesNotMatch"));
     }
     Ok(())
+}
+
+/// Checks a presigned `PUT` as S3 does, with the fake's own SigV4: the `X-Amz-*` query
+/// parameters (algorithm, credential scope `{date}/{region}/s3/aws4_request`, date, expiry),
+/// the credential and session token it issued (not expired), every header named in
+/// `X-Amz-SignedHeaders` (`host` required), the canonical request over the path exactly as
+/// sent and the canonical query (every parameter but the signature, `UNSIGNED-PAYLOAD`), and
+/// the session policy attached at AssumeRole. `Err` is (status, S3 error code).
+pub fn verify_presigned_put(
+    fake: &FakeSts,
+    bucket: &str,
+    key: &str,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    now: i64,
+) -> Result<(), (u16, &'static str)> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let q = |n: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .ok_or((403, "AccessDenied"))
+    };
+    if q("X-Amz-Algorithm")? != "AWS4-HMAC-SHA256" {
+        return Err((400, "AuthorizationQueryParametersError"));
+    }
+    let credential = q("X-Amz-Credential")?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let amz_date = q("X-Amz-Date")?;
+    let signed = q("X-Amz-SignedHeaders")?;
+    let sig = q("X-Amz-Signature")?;
+    let expires: i64 = q("X-Amz-Expires")?
+        .parse()
+        .map_err(|_| (400, "AuthorizationQueryParametersError"))?;
+    if scope.len() != 5
+        || scope[2] != fake.region
+        || scope[3] != "s3"
+        || scope[4] != "aws4_request"
+        || !amz_date.starts_with(scope[1])
+        || !(1..=7 * 24 * 3600).contains(&expires)
+    {
+        return Err((400, "AuthorizationQueryParametersError"));
+    }
+    let t = amz_date_unix(amz_date).ok_or((400, "AuthorizationQueryParametersError"))?;
+    if now < t - 900 || now > t + expires {
+        return Err((403, "AccessDenied"));
+    }
+    let issued = fake
+        .issued()
+        .into_iter()
+        .find(|c| c.access_key_id == scope[0])
+        .ok_or((403, "InvalidAccessKeyId"))?;
+    if q("X-Amz-Security-Token")? != issued.session_token {
+        return Err((403, "InvalidToken"));
+    }
+    if issued.expiration <= now {
+        return Err((400, "ExpiredToken"));
+    }
+    let names: Vec<&str> = signed.split(';').collect();
+    if !names.contains(&"host") {
+        return Err((400, "AuthorizationQueryParametersError"));
+    }
+    let mut hdrs = Vec::new();
+    for n in &names {
+        let v = headers
+            .get(*n)
+            .and_then(|v| v.to_str().ok())
+            .ok_or((403, "SignatureDoesNotMatch"))?;
+        hdrs.push((n.to_string(), v.to_string()));
+    }
+    let unsigned: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k != "X-Amz-Signature")
+        .cloned()
+        .collect();
+    let canonical = canonical_request_query(
+        "PUT",
+        raw_path,
+        &canonical_query(&unsigned),
+        &hdrs,
+        signed,
+        "UNSIGNED-PAYLOAD",
+    );
+    let sts = string_to_sign(amz_date, &scope[1..].join("/"), &canonical);
+    if signature(&issued.secret_access_key, scope[1], scope[2], "s3", &sts) != sig {
+        return Err((403, "SignatureDoesNotMatch"));
+    }
+    let arn = format!("arn:aws:s3:::{bucket}/{key}");
+    if let Some(sp) = &issued.policy {
+        if !session_policy_allows(sp, "s3:PutObject", &arn) {
+            return Err((403, "AccessDenied"));
+        }
+    }
+    Ok(())
+}
+
+/// `PUT /{bucket}/{key}?X-Amz-...`: a presigned upload ([`verify_presigned_put`]); stores
+/// the body with the request's `Content-Type` and answers 200 with the ETag.
+async fn s3_put(
+    State(fake): State<Arc<FakeSts>>,
+    Path((bucket, key)): Path<(String, String)>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    fake.buckets.log("PUT", &key);
+    if bucket != fake.bucket {
+        return s3_error(
+            &fake,
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist",
+        );
+    }
+    if let Err((status, code)) = verify_presigned_put(
+        &fake,
+        &bucket,
+        &key,
+        uri.path(),
+        uri.query().unwrap_or(""),
+        &headers,
+        now_unix(),
+    ) {
+        return s3_error(&fake, status, code, "The presigned PUT was refused.");
+    }
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let etag = fake.buckets.put(&bucket, &key, content_type, &body);
+    (StatusCode::OK, [("etag", etag)]).into_response()
 }
 
 /// `HEAD`/`DELETE /{bucket}/{key}` signed with the long-term key: `HEAD` answers the stored

@@ -46,6 +46,19 @@ pub fn canonical_request_hashed(
     signed_headers: &str,
     payload_hash: &str,
 ) -> String {
+    canonical_request_query(method, path, "", headers, signed_headers, payload_hash)
+}
+
+/// The canonical request with a canonical query string (a presigned URL's parameters but
+/// `X-Amz-Signature`, see [`canonical_query`]).
+pub fn canonical_request_query(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(String, String)],
+    signed_headers: &str,
+    payload_hash: &str,
+) -> String {
     let mut block = String::new();
     for (n, v) in headers {
         block.push_str(n);
@@ -53,7 +66,7 @@ pub fn canonical_request_hashed(
         block.push_str(&canonical_value(v));
         block.push('\n');
     }
-    format!("{method}\n{path}\n\n{block}\n{signed_headers}\n{payload_hash}")
+    format!("{method}\n{path}\n{query}\n{block}\n{signed_headers}\n{payload_hash}")
 }
 
 /// `AWS4-HMAC-SHA256\n{amz_date}\n{scope}\nhex(SHA256(canonical))`.
@@ -85,4 +98,31 @@ pub(crate) fn amz_date_unix(d: &str) -> Option<i64> {
     time::PrimitiveDateTime::parse(d, &f)
         .ok()
         .map(|t| t.assume_utc().unix_timestamp())
+}
+
+/// SigV4's URI encoding: every byte but `A-Z a-z 0-9 - _ . ~` as `%XX` (upper-case hex).
+pub fn uri_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The canonical query of decoded `(name, value)` pairs: each encoded, sorted by name then
+/// value, joined with `&`.
+pub fn canonical_query(pairs: &[(String, String)]) -> String {
+    let mut enc: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+        .collect();
+    enc.sort();
+    enc.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
