@@ -4,6 +4,13 @@
 //! never calls the crate's signer), checks the action/version/region headers and the
 //! body, answers in LKE's envelope (`Response{...}` or `Response.Error{Code,Message}`,
 //! always HTTP 200 like LKE), records each call's time, and can be told to fail.
+//!
+//! On a second port ([`FakeLke::start_cos`]) it is also LKE's COS bucket: a presigned `PUT`
+//! and a POST Object form signed with a temporary key it issued are verified with its own
+//! COS signature code ([`verify_cos_presigned`], [`verify_cos_post`]) for exactly that
+//! credential's `UploadPath`, and stored (`buckets`). The bucket's virtual host
+//! (`{bucket}.cos.{region}.myqcloud.com`) is read from the `Host` header, so a test sends the
+//! URL's path and query to this port with the URL's host as `Host`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +25,13 @@ use axum::Router;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::bucket::Buckets;
 use crate::common::Mode;
 use crate::common::{self, hmac_sha256, now_unix};
+use crate::multipart::parse_multipart;
+
+/// The COS region of the bucket the fake's credentials are for (LKE's answer `Region`).
+pub const COS_REGION: &str = "ap-guangzhou";
 
 /// One issued credential, for assertions (e.g. that no secret reached a log).
 #[derive(Debug, Clone)]
@@ -42,6 +54,8 @@ pub struct FakeLke {
     rejected: AtomicU64,
     counter: AtomicU64,
     issued: Mutex<Vec<IssuedCred>>,
+    /// LKE's COS bucket: what was uploaded to it.
+    pub buckets: Buckets,
 }
 
 impl FakeLke {
@@ -58,6 +72,7 @@ impl FakeLke {
             rejected: AtomicU64::new(0),
             counter: AtomicU64::new(0),
             issued: Mutex::new(Vec::new()),
+            buckets: Buckets::default(),
         })
     }
 
@@ -99,6 +114,24 @@ impl FakeLke {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// Serves LKE's COS bucket on 127.0.0.1 (an ephemeral port): `PUT /{key}` (presigned)
+    /// and `POST /` (POST Object form); returns the base URL.
+    pub async fn start_cos(self: &Arc<Self>) -> String {
+        common::serve(
+            "127.0.0.1:0",
+            Router::new()
+                .route("/", post(cos_post))
+                .route("/{*key}", axum::routing::put(cos_put))
+                .with_state(self.clone()),
+        )
+        .await
+    }
+
+    /// The COS virtual host of the fake's bucket.
+    pub fn cos_host(&self) -> String {
+        format!("{}.cos.{COS_REGION}.myqcloud.com", self.bucket)
     }
 
     /// Serves on 127.0.0.1 (an ephemeral port); returns the base URL.
@@ -292,7 +325,7 @@ async fn handle(State(fake): State<Arc<FakeLke>>, headers: HeaderMap, body: Byte
         "ExpiredTime": now + ttl,
         "StartTime": now,
         "Bucket": fake.bucket,
-        "Region": "ap-guangzhou",
+        "Region": COS_REGION,
         "FilePath": "",
         "Type": "cos",
         "CorpUin": "0",
@@ -443,4 +476,177 @@ pub fn verify_cos_post(secret_key: &str, fields: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A COS error answer (`<Error><Code>…`).
+fn cos_error(status: u16, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>{code}</Code>\n  <Message>{message}</Message>\n  <RequestId>fake-cos</RequestId>\n</Error>\n"
+    );
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        [("content-type", "application/xml")],
+        body,
+    )
+        .into_response()
+}
+
+/// The issued credential whose temporary SecretId is `ak`, when its bucket host is `host`.
+fn cos_credential(fake: &FakeLke, host: &str, ak: &str) -> Result<IssuedCred, Response> {
+    if host != fake.cos_host() {
+        return Err(cos_error(
+            404,
+            "NoSuchBucket",
+            "The specified bucket does not exist.",
+        ));
+    }
+    fake.issued()
+        .into_iter()
+        .find(|c| c.tmp_secret_id == ak)
+        .ok_or_else(|| {
+            cos_error(
+                403,
+                "InvalidAccessKeyId",
+                "The access key Id format you provided is invalid.",
+            )
+        })
+}
+
+/// `PUT /{key}?q-sign-algorithm=…`: a presigned upload, verified by
+/// [`verify_cos_presigned`] against the issued temporary key, with the issued token as its
+/// `x-cos-security-token` parameter, for exactly the credential's `UploadPath`.
+async fn cos_put(
+    State(fake): State<Arc<FakeLke>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    fake.buckets.log("PUT", &key);
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let query = uri.query().unwrap_or("");
+    let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |n: &str| {
+        q.iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let cred = match cos_credential(&fake, host, get("q-ak")) {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    if get("x-cos-security-token") != cred.token {
+        return cos_error(403, "InvalidToken", "The provided token is invalid.");
+    }
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+        .collect();
+    let url = format!("https://{host}{}", uri);
+    if let Err(e) = verify_cos_presigned(&cred.tmp_secret_key, "PUT", &url, &pairs, now_unix()) {
+        let code = if e.contains("Signature") {
+            "SignatureDoesNotMatch"
+        } else {
+            "AccessDenied"
+        };
+        return cos_error(403, code, &e);
+    }
+    if key != cred.upload_path.trim_start_matches('/') {
+        return cos_error(
+            403,
+            "AccessDenied",
+            "The key is not the credential's UploadPath.",
+        );
+    }
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let etag = fake.buckets.put(&fake.bucket, &key, ct, &body);
+    (StatusCode::OK, [("etag", etag)]).into_response()
+}
+
+/// `POST /` with a POST Object form: the signature and pins ([`verify_cos_post`]) against
+/// the issued temporary key, every policy condition (bucket, size range, Content-Type,
+/// expiry) with the shared policy checker, and the credential's `UploadPath`.
+async fn cos_post(State(fake): State<Arc<FakeLke>>, headers: HeaderMap, body: Bytes) -> Response {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(parts) = parse_multipart(ct, &body) else {
+        return cos_error(
+            400,
+            "MalformedPOSTRequest",
+            "The body of the POST request is not well-formed multipart/form-data.",
+        );
+    };
+    let Some(file_at) = parts.iter().position(|p| p.name == "file") else {
+        return cos_error(400, "InvalidArgument", "POST requires one file.");
+    };
+    let file = &parts[file_at];
+    let fields: Vec<(String, String)> = parts[..file_at]
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                String::from_utf8_lossy(&p.data).into_owned(),
+            )
+        })
+        .collect();
+    let field = |n: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let key = field("key");
+    fake.buckets.log("POST", &key);
+    let cred = match cos_credential(&fake, &host, &field("q-ak")) {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let as_json: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    if let Err(e) = verify_cos_post(&cred.tmp_secret_key, &Value::Object(as_json)) {
+        return cos_error(403, "AccessDenied", &e);
+    }
+    if field("x-cos-security-token") != cred.token {
+        return cos_error(403, "InvalidToken", "The provided token is invalid.");
+    }
+    // The policy names the signing time `q-sign-time`; the form carries it as `q-key-time`.
+    let mut checked = fields.clone();
+    checked.push(("q-sign-time".into(), field("q-key-time")));
+    let form = common::PostForm {
+        fields: &checked,
+        file_size: file.data.len() as u64,
+        exempt: &["policy", "q-signature", "q-key-time"],
+        star_wildcard: false,
+    };
+    if let Err(e) = common::check_policy(&form, &fake.bucket) {
+        return cos_error(403, "AccessDenied", &e);
+    }
+    if key != cred.upload_path.trim_start_matches('/') {
+        return cos_error(
+            403,
+            "AccessDenied",
+            "The key is not the credential's UploadPath.",
+        );
+    }
+    let content_type = Some(field("Content-Type")).filter(|c| !c.is_empty());
+    let etag = fake
+        .buckets
+        .put(&fake.bucket, &key, content_type.as_deref(), &file.data);
+    (StatusCode::NO_CONTENT, [("etag", etag)]).into_response()
 }

@@ -11,7 +11,7 @@ use stsgate::secret::Secret;
 
 use crate::helpers::*;
 use crate::on_both_databases;
-use crate::sts_common::assert_form_answer_fields;
+use crate::sts_common::{assert_form_answer_fields, post_form, put_upload};
 use stsgate_fakes::aws::{self, FakeSts};
 use stsgate_fakes::Mode;
 
@@ -70,15 +70,7 @@ async fn browser_post(
     filename: &str,
     data: &[u8],
 ) -> (u16, String) {
-    let (ct, body) = stsgate_fakes::multipart::multipart_body(fields, filename, "image/png", data);
-    let res = reqwest::Client::new()
-        .post(url)
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
+    post_form(url, fields, filename, "image/png", data, None).await
 }
 
 fn with_field(
@@ -962,19 +954,6 @@ async fn head_facts_body(db: Arc<Db>) {
     s.stop().await;
 }
 
-/// PUTs `data` to the answer's `uploadUrl` with its `uploadHeaders` (what `curl -T` does);
-/// answers (status, body).
-async fn put_upload(d: &serde_json::Value, data: &[u8]) -> (u16, String) {
-    let mut req = reqwest::Client::new()
-        .put(d["uploadUrl"].as_str().expect("uploadUrl"))
-        .body(data.to_vec());
-    for (k, v) in d["uploadHeaders"].as_object().expect("uploadHeaders") {
-        req = req.header(k, v.as_str().unwrap());
-    }
-    let res = req.send().await.unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
-
 on_both_databases!(
     a_presigned_put_upload_is_confirmed_by_a_head,
     presigned_put_body
@@ -995,18 +974,18 @@ async fn presigned_put_body(db: Arc<Db>) {
     forged.replace_range(at..at + 1, flip);
     let mut bad = d.clone();
     bad["uploadUrl"] = forged.into();
-    let (status, text) = put_upload(&bad, b"x").await;
+    let (status, text) = put_upload(&bad, b"x", None).await;
     assert_eq!(status, 403, "{text}");
     assert!(text.contains("SignatureDoesNotMatch"), "{text}");
     // Another Content-Type than the signed one: refused too.
     let mut other = d.clone();
     other["uploadHeaders"]["Content-Type"] = "text/html".into();
-    let (status, text) = put_upload(&other, b"x").await;
+    let (status, text) = put_upload(&other, b"x", None).await;
     assert_eq!(status, 403, "{text}");
     assert!(fake.objects().is_empty());
     // The real upload, then the callback: the record holds the bucket's facts.
     let png = b"\x89PNG\r\n\x1a\npresigned-put";
-    let (status, text) = put_upload(&d, png).await;
+    let (status, text) = put_upload(&d, png, None).await;
     assert_eq!(status, 200, "{text}");
     let stored = fake.objects();
     assert_eq!(stored.len(), 1);

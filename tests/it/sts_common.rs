@@ -66,6 +66,64 @@ pub fn form_fields(data: &Value) -> Vec<(String, String)> {
     fields
 }
 
+/// Sends `req` to `url`, or, with `via` (a fake's base URL), sends the URL's path and query
+/// to `via` with the URL's host as `Host`: the request a client makes to a bucket's virtual
+/// host (`{bucket}.cos.{region}.myqcloud.com`), which has no DNS here.
+fn upload_request(
+    method: reqwest::Method,
+    url: &str,
+    via: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let client = reqwest::Client::new();
+    let Some(via) = via else {
+        return client.request(method, url);
+    };
+    let u = reqwest::Url::parse(url).unwrap();
+    let path_and_query = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    client
+        .request(method, format!("{via}{path_and_query}"))
+        .header("host", u.host_str().unwrap())
+}
+
+/// PUTs `data` to the answer's `uploadUrl` with its `uploadHeaders`, as `curl -T` does
+/// (through `via`, see [`upload_request`]); answers (status, body).
+pub async fn put_upload(data: &Value, bytes: &[u8], via: Option<&str>) -> (u16, String) {
+    let mut req = upload_request(
+        reqwest::Method::PUT,
+        data["uploadUrl"].as_str().expect("uploadUrl"),
+        via,
+    )
+    .body(bytes.to_vec());
+    for (k, v) in data["uploadHeaders"].as_object().expect("uploadHeaders") {
+        req = req.header(k, v.as_str().unwrap());
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// POSTs `fields` then the file as a browser's multipart form to `url` (through `via`);
+/// answers (status, body).
+pub async fn post_form(
+    url: &str,
+    fields: &[(String, String)],
+    filename: &str,
+    file_type: &str,
+    bytes: &[u8],
+    via: Option<&str>,
+) -> (u16, String) {
+    let (ct, body) = stsgate_fakes::multipart::multipart_body(fields, filename, file_type, bytes);
+    let res = upload_request(reqwest::Method::POST, url, via)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
 /// Asserts `form.fields` of the raw answer `text` lists exactly `names`, in that order
 /// (a parsed `Value` would sort them).
 pub fn assert_field_order(text: &str, names: &[&str]) {

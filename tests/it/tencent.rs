@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 use crate::on_both_databases;
-use crate::sts_common::{assert_failure_cases, Case};
+use crate::sts_common::{assert_failure_cases, post_form, put_upload, Case};
 use stsgate_fakes::tencent;
 use stsgate_fakes::Mode;
 
@@ -204,6 +204,102 @@ async fn success_shape_then_callback_body(db: Arc<Db>) {
     assert_eq!(r.code(), 40001);
     let o = s.get(&format!("/upload/objects/{id}"), Some(&bob)).await;
     assert_eq!((o.status, o.code()), (403, 40301));
+    s.stop().await;
+}
+
+on_both_databases!(
+    uploads_reach_the_lke_bucket_through_put_and_form,
+    uploads_reach_the_bucket_body
+);
+/// `uploadUrl` (a `curl -T`-style PUT) and `form` (a multipart POST) both upload to the fake
+/// COS bucket, which checks the signatures with its own code; the callback then records the
+/// client's word (`verifiedBy: client`): stsgate has no key that reads LKE's bucket.
+async fn uploads_reach_the_bucket_body(db: Arc<Db>) {
+    let (s, fake) = tencent_server(db, |_| {}).await;
+    let cos = fake.start_cos().await;
+    let pdf = b"%PDF-1.7 stsgate presigned put";
+    // PUT: a one-byte change of the signature is refused, the real URL stores the bytes.
+    let a = s.sts("alice", Q_PDF).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = a.body["data"].clone();
+    let key = d["relativePath"].as_str().unwrap().to_string();
+    let url = d["uploadUrl"].as_str().unwrap();
+    let at = url.find("q-signature=").unwrap() + "q-signature=".len();
+    let mut bad = d.clone();
+    let mut forged = url.to_string();
+    forged.replace_range(at..at + 1, if &url[at..at + 1] == "0" { "1" } else { "0" });
+    bad["uploadUrl"] = forged.into();
+    let (status, text) = put_upload(&bad, pdf, Some(&cos)).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("SignatureDoesNotMatch"), "{text}");
+    assert!(fake.buckets.objects().is_empty());
+    let (status, text) = put_upload(&d, pdf, Some(&cos)).await;
+    assert_eq!(status, 200, "{text}");
+    let o = fake.buckets.get(&fake.bucket, &key).expect("stored");
+    assert_eq!(o.data, pdf);
+    assert_eq!(o.content_type.as_deref(), Some("application/pdf"));
+    // The single-use key cannot write another object.
+    let mut other = d.clone();
+    other["uploadUrl"] = url.replacen(".pdf?", "x.pdf?", 1).into();
+    let (status, _) = put_upload(&other, pdf, Some(&cos)).await;
+    assert_eq!(status, 403);
+    let id = d["objectId"].as_i64().unwrap();
+    let alice = s.token("alice");
+    let r = s
+        .callback_form(
+            Some(&alice),
+            &format!("objectId={id}&resourceType=6&size={}", pdf.len()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "uploaded");
+    assert_eq!(row.verified_by.as_deref(), Some("client"));
+    let o = s.get(&format!("/upload/objects/{id}"), Some(&alice)).await;
+    assert_eq!(o.body["data"]["verifiedBy"], "client", "{}", o.text);
+
+    // The POST Object form: refused over the size range or with another Content-Type,
+    // stored as it is.
+    let a = s.sts("alice", Q_PDF).await;
+    let d = a.body["data"].clone();
+    let key = d["relativePath"].as_str().unwrap().to_string();
+    let fields: Vec<(String, String)> = d["form"]["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let form_url = d["form"]["url"].as_str().unwrap();
+    let mut wrong_type = fields.clone();
+    for f in wrong_type.iter_mut().filter(|(k, _)| k == "Content-Type") {
+        f.1 = "text/html".into();
+    }
+    let (status, text) = post_form(
+        form_url,
+        &wrong_type,
+        "a.pdf",
+        "application/pdf",
+        pdf,
+        Some(&cos),
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    let (status, text) = post_form(
+        form_url,
+        &fields,
+        "a.pdf",
+        "application/pdf",
+        pdf,
+        Some(&cos),
+    )
+    .await;
+    assert_eq!(status, 204, "{text}");
+    let o = fake
+        .buckets
+        .get(&fake.bucket, &key)
+        .expect("stored by the form");
+    assert_eq!(o.size, pdf.len());
+    assert_eq!(o.content_type.as_deref(), Some("application/pdf"));
     s.stop().await;
 }
 
