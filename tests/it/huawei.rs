@@ -866,3 +866,34 @@ async fn the_fake_head_refuses_an_altered_signature() {
         "the fake decoded the key"
     );
 }
+
+/// An IP-address OBS endpoint (as `examples/fake_clouds.rs` configures it) is addressed path
+/// style: the presigned PUT and the HEAD reach the fake as `/{bucket}/{key}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_style_endpoint_reaches_the_fake_too() {
+    let db = Arc::new(sqlite().await);
+    let (s, fake) = huawei_server(db, |c| {
+        c.providers.huawei.obs_endpoint = c.providers.huawei.iam_endpoint.clone();
+        c.providers.resolve.clear();
+    })
+    .await;
+    let d = issue_png(&s).await;
+    let (id, key) = (d["objectId"].as_i64().unwrap(), txt(&d, "relativePath"));
+    let form_url = txt(&d["form"], "url");
+    assert!(form_url.starts_with("http://127.0.0.1:") && form_url.ends_with("/stsgate-demo"));
+    let url = txt(&d, "uploadUrl");
+    assert!(url.starts_with(&format!("{form_url}/{key}?")), "{url}");
+    let res = reqwest::Client::new()
+        .put(url)
+        .header("content-type", "image/png")
+        .body(b"\x89PNGpath".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let r = claim(&s, id, key, 1, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_verified(&s, id, b"\x89PNGpath").await;
+    assert_eq!(fake.object_calls(), [("HEAD".to_string(), key.to_string())]);
+    s.stop().await;
+}

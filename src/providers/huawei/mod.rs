@@ -289,3 +289,50 @@ impl CredentialProvider for HuaweiProvider {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn cred(expiration: i64) -> TempCredentials {
+        TempCredentials {
+            access_key_id: "HSTTMPAK".into(),
+            secret_access_key: SecretString::from("tmpSecret/+="),
+            security_token: SecretString::from("tok+en/=="),
+            expiration,
+            start_time: None,
+        }
+    }
+
+    #[test]
+    fn put_url_expires_with_the_credentials_at_most_a_day() {
+        let now = 1_735_689_600;
+        let base = "https://b.obs.cn-north-4.myhuaweicloud.com";
+        let p = put_url(
+            &cred(now + 900),
+            base,
+            "b",
+            "k/a b.png",
+            Some("image/png"),
+            now,
+        );
+        assert!(
+            p.url.starts_with(&format!(
+                "{base}/k/a%20b.png?x-obs-security-token=tok%2Ben/%3D%3D&Expires={}&AccessKeyId=HSTTMPAK&Signature=",
+                now + 900
+            )),
+            "{}",
+            p.url
+        );
+        assert_eq!(
+            p.headers,
+            [("Content-Type".to_string(), "image/png".to_string())]
+        );
+        let long = put_url(&cred(now + 200_000), base, "b", "k", None, now);
+        assert!(long.url.contains(&format!("&Expires={}&", now + 86_400)));
+        assert!(long.headers.is_empty());
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("tok") && !dbg.contains("Signature"), "{dbg}");
+    }
+}
