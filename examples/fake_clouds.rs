@@ -109,6 +109,9 @@ async fn main() {
             ("SECRET_ACCESS_KEY", sk),
             ("DOMAIN_ID", domain),
             ("IAM_ENDPOINT", url.as_str()),
+            // The same fake serves the OBS bucket (path style at an IP address), so the
+            // callback's HEAD stays on this machine.
+            ("OBS_ENDPOINT", url.as_str()),
             ("REGION", "cn-north-4"),
             ("BUCKET", "stsgate-demo"),
         ],

@@ -31,6 +31,11 @@ pub struct HuaweiConfig {
     pub timeout_ms: u64,
     /// Requested credential lifetime (IAM takes 900–86400); empty: `upload.duration_secs`.
     pub duration_secs: Option<u64>,
+    /// On a client's callback, `HEAD` the object with the long-term key and record the
+    /// bucket's size, ETag and content type (`verifiedBy: head`); `false`: record the
+    /// client's claim (`verifiedBy: client`). The IAM user then needs `obs:object:GetObject`
+    /// (and `obs:object:DeleteObject` to delete a rejected object) on the bucket's objects.
+    pub verify_uploads: bool,
 }
 
 impl Default for HuaweiConfig {
@@ -47,6 +52,7 @@ impl Default for HuaweiConfig {
             connect_timeout_ms: section::default_connect_timeout_ms(),
             timeout_ms: section::default_timeout_ms(),
             duration_secs: None,
+            verify_uploads: true,
         }
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! Every issuance makes its own IAM call (no credential cache): the session policy allows
 //! only uploading `relativePath` (or, with `isDir`, keys under the prefix). The answer also
-//! carries a ready OBS browser POST form signed with the temporary secret. OBS's own upload
-//! callback is not used (its signature is not fully documented): `callbackInfo` is for the
-//! client to call back with its JWT.
+//! carries a ready OBS browser POST form and (not for `isDir`) a presigned `PUT`
+//! (`uploadUrl`), both signed with the temporary secret. OBS's own upload callback is not
+//! used (its signature is not fully documented): `callbackInfo` is for the client to call
+//! back with its JWT, and that callback is confirmed by a `HEAD` signed with the long-term
+//! key (`verify_uploads`).
 
 pub mod config;
 pub mod form;
@@ -18,10 +20,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use self::config::HuaweiConfig;
-use super::form::service_urls;
+use super::form::{bucket_url, service_urls};
 use super::http::{send, Target, Upstream};
 use super::registry::{Cloud, Context, ProvidersConfig};
-use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError, TempCredentials};
+use super::{
+    object, CloudType, CredentialProvider, Head, IssueRequest, Issued, PresignedPut, ProviderError,
+    TempCredentials,
+};
 use crate::clock::Clock;
 use crate::config::ConfigError;
 
@@ -93,6 +98,59 @@ impl Inner {
         }
         let (status, bytes) = send(req).await?;
         sts::parse(status, &bytes, &[ak, sk])
+    }
+
+    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
+    /// long-term key at the current time; answers (status, headers).
+    async fn object_once(
+        &self,
+        method: reqwest::Method,
+        bucket: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
+        let base = bucket_url(&self.endpoint, bucket).ok_or_else(|| {
+            ProviderError::Unusable("providers.huawei.obs_endpoint is not a URL".into())
+        })?;
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.secret_access_key.expose(),
+            method.as_str(),
+            &base,
+            bucket,
+            key,
+            self.clock.now_unix(),
+        );
+        object::send_once(&self.upstream.client, method, signed, timeout).await
+    }
+}
+
+/// The presigned `PUT` of `key` (`uploadUrl`) with the temporary credentials: the token as
+/// the `x-obs-security-token` query parameter, `content_type` signed (the client sends it as
+/// `Content-Type`), `Expires` = the credentials' expiration, at most
+/// [`sign::MAX_PRESIGN_SECS`] from `now`.
+pub fn put_url(
+    cred: &TempCredentials,
+    bucket_url: &str,
+    bucket: &str,
+    key: &str,
+    content_type: Option<&str>,
+    now: i64,
+) -> PresignedPut {
+    let expires = cred.expiration.min(now + sign::MAX_PRESIGN_SECS);
+    let p = sign::presigned_put(
+        &cred.access_key_id,
+        cred.expose_secret(),
+        cred.expose_token(),
+        bucket_url,
+        bucket,
+        key,
+        content_type,
+        expires,
+    );
+    PresignedPut {
+        url: p.url,
+        headers: p.headers,
     }
 }
 
@@ -171,6 +229,16 @@ impl CredentialProvider for HuaweiProvider {
             req.max_bytes,
             req.content_type(),
         );
+        let upload = (!req.is_dir).then(|| {
+            put_url(
+                &cred,
+                &inner.form_url,
+                &inner.cfg.bucket,
+                key,
+                req.content_type(),
+                inner.clock.now_unix(),
+            )
+        });
         Ok(Issued::temporary(
             cred,
             &inner.cfg.bucket,
@@ -178,6 +246,93 @@ impl CredentialProvider for HuaweiProvider {
             &inner.cfg.region,
             key,
             form,
-        ))
+        )
+        .with_upload(upload))
+    }
+
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Head, ProviderError> {
+        let inner = &self.inner;
+        if !inner.cfg.verify_uploads {
+            return Ok(Head::CannotVerify);
+        }
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, headers) = inner
+                    .object_once(reqwest::Method::HEAD, bucket, key, t)
+                    .await?;
+                object::head_answer("OBS", status, &headers)
+            })
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ProviderError> {
+        let inner = &self.inner;
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, _) = inner
+                    .object_once(reqwest::Method::DELETE, bucket, key, t)
+                    .await?;
+                object::delete_answer("OBS", status)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn cred(expiration: i64) -> TempCredentials {
+        TempCredentials {
+            access_key_id: "HSTTMPAK".into(),
+            secret_access_key: SecretString::from("tmpSecret/+="),
+            security_token: SecretString::from("tok+en/=="),
+            expiration,
+            start_time: None,
+        }
+    }
+
+    #[test]
+    fn put_url_expires_with_the_credentials_at_most_a_day() {
+        let now = 1_735_689_600;
+        let base = "https://b.obs.cn-north-4.myhuaweicloud.com";
+        let p = put_url(
+            &cred(now + 900),
+            base,
+            "b",
+            "k/a b.png",
+            Some("image/png"),
+            now,
+        );
+        assert!(
+            p.url.starts_with(&format!(
+                "{base}/k/a%20b.png?x-obs-security-token=tok%2Ben/%3D%3D&Expires={}&AccessKeyId=HSTTMPAK&Signature=",
+                now + 900
+            )),
+            "{}",
+            p.url
+        );
+        assert_eq!(
+            p.headers,
+            [("Content-Type".to_string(), "image/png".to_string())]
+        );
+        let long = put_url(&cred(now + 200_000), base, "b", "k", None, now);
+        assert!(long.url.contains(&format!("&Expires={}&", now + 86_400)));
+        assert!(long.headers.is_empty());
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("tok") && !dbg.contains("Signature"), "{dbg}");
     }
 }

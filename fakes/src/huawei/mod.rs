@@ -6,8 +6,16 @@
 //! `{"credential":{...}}`; errors as the gateway's `{"error_code","error_msg"}` or Keystone's
 //! `{"error":{"code","title","message"}}`), and can fail or hang on request. It also checks
 //! an OBS browser POST form the way OBS would (signature with the temporary secret, policy).
+//!
+//! On the same port it serves the OBS bucket ([`obs`]): the bucket is read from the `Host`
+//! header (`{bucket}.{endpoint host}`, as OBS addresses buckets), so a test points the OBS
+//! endpoint at a name like `http://obs.fake.test:{port}` and resolves `{bucket}.obs.fake.test`
+//! to this address. It takes presigned `PUT`s and browser `POST` forms made with the
+//! credentials issued here, and stsgate's `HEAD`/`DELETE` signed with the long-term key.
 
-use std::sync::Arc;
+pub mod obs;
+
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,6 +27,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::bucket::Buckets;
 use crate::common::{self, rfc3986, unescape, FormRules, Script, Step};
 
 /// The path IAM serves.
@@ -42,17 +51,45 @@ pub struct FakeIam {
     /// When not empty, `X-Domain-Id` must be sent, signed and equal to it.
     pub domain_id: String,
     pub script: Script<IssuedCred>,
+    /// The OBS bucket served; empty: whichever bucket the `Host` names.
+    pub bucket: String,
+    /// The bucket's objects, object-request log and HEAD/DELETE failure script.
+    pub buckets: Buckets,
+    obs_refusals: Mutex<Vec<String>>,
 }
 
 impl FakeIam {
-    /// A fake expecting these long-term keys and account id.
+    /// A fake expecting these long-term keys and account id (any bucket name).
     pub fn new(access_key: &str, secret_key: &str, domain_id: &str) -> Arc<Self> {
+        Self::with_bucket(access_key, secret_key, domain_id, "")
+    }
+
+    /// The same, serving only the OBS bucket `bucket` (others answer `NoSuchBucket`).
+    pub fn with_bucket(
+        access_key: &str,
+        secret_key: &str,
+        domain_id: &str,
+        bucket: &str,
+    ) -> Arc<Self> {
         Arc::new(FakeIam {
             access_key: access_key.into(),
             secret_key: secret_key.into(),
             domain_id: domain_id.into(),
             script: Script::default(),
+            bucket: bucket.into(),
+            buckets: Buckets::default(),
+            obs_refusals: Mutex::new(Vec::new()),
         })
+    }
+
+    /// OBS error codes answered so far.
+    pub fn obs_refusals(&self) -> Vec<String> {
+        self.obs_refusals.lock().unwrap().clone()
+    }
+
+    /// `HEAD`/`DELETE` requests of objects received (method, key), authenticated or not.
+    pub fn object_calls(&self) -> Vec<(String, String)> {
+        self.buckets.calls()
     }
 
     /// Serves on 127.0.0.1 (an ephemeral port); returns the base URL.
@@ -62,7 +99,11 @@ impl FakeIam {
 
     /// Serves on `addr`; returns the base URL.
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        common::serve_one(addr, PATH, post(handle), self.clone()).await
+        let app = axum::Router::new()
+            .route(PATH, post(handle))
+            .fallback(obs::handle)
+            .with_state(self.clone());
+        common::serve(addr, app).await
     }
 
     /// Checks an OBS browser POST form as OBS would: `signature` is
