@@ -29,6 +29,11 @@ pub struct BaiduConfig {
     pub timeout_ms: u64,
     /// Requested credential lifetime; empty: `upload.duration_secs`.
     pub duration_secs: Option<u64>,
+    /// Confirm each upload callback with a `HEAD` of the object signed with this AK/SK
+    /// (`verifiedBy: head`); `false` records the client's claim (`verifiedBy: client`). The
+    /// key needs BOS `GetObjectMeta` (part of `READ`) on the bucket's objects, and
+    /// `DeleteObject` (part of `WRITE`) to delete a rejected one.
+    pub verify_uploads: bool,
 }
 
 impl Default for BaiduConfig {
@@ -44,6 +49,7 @@ impl Default for BaiduConfig {
             connect_timeout_ms: section::default_connect_timeout_ms(),
             timeout_ms: section::default_timeout_ms(),
             duration_secs: None,
+            verify_uploads: true,
         }
     }
 }

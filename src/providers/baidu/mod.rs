@@ -3,9 +3,11 @@
 //!
 //! Every issuance makes its own STS call (no credential cache): the ACL body scopes the
 //! token to writing `relativePath` (or, with `isDir`, keys under the prefix). The answer also
-//! carries a ready BOS PostObject form signed with the temporary secret. BOS callbacks are
-//! not used (not researched, no vectors): `callbackInfo` is for the client to call back with
-//! its JWT.
+//! carries a ready BOS PostObject form signed with the temporary secret and, for one object,
+//! a presigned `PUT` (`uploadUrl`, the token in its query, `Content-Type` signed). BOS
+//! callbacks are not used (not researched, no vectors): `callbackInfo` is for the client to
+//! call back with its JWT, and that callback is confirmed with a `HEAD` of the object signed
+//! with the long-term key (`verify_uploads`).
 
 pub mod config;
 pub mod form;
@@ -21,7 +23,10 @@ use self::config::BaiduConfig;
 use super::form::service_urls;
 use super::http::{send, Target, Upstream};
 use super::registry::{Cloud, Context, ProvidersConfig};
-use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError, TempCredentials};
+use super::{
+    object, CloudType, CredentialProvider, Head, IssueRequest, Issued, PresignedPut, ProviderError,
+    TempCredentials,
+};
 use crate::clock::{rfc3339, Clock};
 use crate::config::ConfigError;
 
@@ -37,7 +42,7 @@ struct Inner {
     sts: Target,
     /// BOS service endpoint (never contains the bucket).
     endpoint: String,
-    /// The PostObject URL (bucket host).
+    /// The bucket's URL (`https://{bucket}.{endpoint host}`): PostObject and `PUT` target.
     form_url: String,
     duration_secs: u64,
     upstream: Upstream,
@@ -96,6 +101,51 @@ impl Inner {
         let (status, bytes) = send(req).await?;
         sts::parse(status, &bytes, &[ak, sk])
     }
+
+    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
+    /// long-term key at the current time; answers (status, headers).
+    async fn object_once(
+        &self,
+        method: reqwest::Method,
+        bucket: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
+        let target = crate::providers::form::bucket_url(&self.endpoint, bucket)
+            .and_then(|url| sign::object_target(&url, key))
+            .ok_or_else(|| ProviderError::Unusable("BOS endpoint is not a URL".into()))?;
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.secret_access_key.expose(),
+            method.as_str(),
+            &target,
+            &rfc3339(self.clock.now_unix()),
+        );
+        object::send_once(&self.upstream.client, method, signed, timeout).await
+    }
+}
+
+/// The presigned `PUT` of `key` (`uploadUrl`) at `bucket_url` with the temporary
+/// credentials, signed at `now` and valid until they expire (at most
+/// [`sign::MAX_PRESIGN_SECS`]), with `content_type` signed.
+pub fn put_url(
+    cred: &TempCredentials,
+    bucket_url: &str,
+    key: &str,
+    content_type: Option<&str>,
+    now: i64,
+) -> Option<PresignedPut> {
+    let target = sign::object_target(bucket_url, key)?;
+    let lifetime = (cred.expiration - now).clamp(1, sign::MAX_PRESIGN_SECS) as u64;
+    Some(sign::presigned_put(
+        &cred.access_key_id,
+        cred.expose_secret(),
+        cred.expose_token(),
+        &target,
+        content_type,
+        &rfc3339(now),
+        lifetime,
+    ))
 }
 
 impl Cloud for BaiduProvider {
@@ -163,6 +213,18 @@ impl CredentialProvider for BaiduProvider {
             .upstream
             .call(req.deadline, |t| inner.fetch_once(&body, t))
             .await?;
+        let now = inner.clock.now_unix();
+        let upload = (!req.is_dir)
+            .then(|| {
+                put_url(
+                    &cred,
+                    &inner.form_url,
+                    &req.planned_key,
+                    req.content_type(),
+                    now,
+                )
+            })
+            .flatten();
         let form = form::form(
             &cred,
             &inner.cfg.bucket,
@@ -179,6 +241,130 @@ impl CredentialProvider for BaiduProvider {
             &inner.cfg.region,
             &req.planned_key,
             form,
-        ))
+        )
+        .with_upload(upload))
+    }
+
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Head, ProviderError> {
+        let inner = &self.inner;
+        if !inner.cfg.verify_uploads {
+            return Ok(Head::CannotVerify);
+        }
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, headers) = inner
+                    .object_once(reqwest::Method::HEAD, bucket, key, t)
+                    .await?;
+                object::head_answer("BOS", status, &headers)
+            })
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ProviderError> {
+        let inner = &self.inner;
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, _) = inner
+                    .object_once(reqwest::Method::DELETE, bucket, key, t)
+                    .await?;
+                object::delete_answer("BOS", status)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use secrecy::SecretString;
+
+    fn build(cfg: BaiduConfig) -> BaiduProvider {
+        BaiduProvider::new(
+            cfg,
+            &Context {
+                config: &Config::default(),
+                clock: Arc::new(SystemClock),
+                metrics: Metrics::new(),
+                cluster: None,
+            },
+        )
+        .unwrap()
+    }
+
+    fn cred(expiration: i64) -> TempCredentials {
+        TempCredentials {
+            access_key_id: "TMPAK".into(),
+            secret_access_key: SecretString::from("TMP-SECRET"),
+            security_token: SecretString::from("TOKEN/+="),
+            expiration,
+            start_time: None,
+        }
+    }
+
+    #[test]
+    fn defaults_address_the_bucket_s_virtual_host() {
+        let p = build(BaiduConfig {
+            bucket: "b".into(),
+            ..BaiduConfig::default()
+        });
+        assert!(
+            p.inner.cfg.verify_uploads,
+            "verify_uploads defaults to true"
+        );
+        assert_eq!(p.inner.endpoint, "https://bj.bcebos.com");
+        assert_eq!(p.inner.form_url, "https://b.bj.bcebos.com");
+    }
+
+    #[test]
+    fn the_put_url_lives_as_long_as_the_credentials() {
+        let now = 1_735_689_600;
+        let lifetime = |put: PresignedPut| {
+            let q = put.url.split_once("authorization=").unwrap().1;
+            let auth = q.split('&').next().unwrap().replace("%2F", "/");
+            auth.split('/').nth(3).unwrap().to_string()
+        };
+        let put = put_url(
+            &cred(now + 3600),
+            "https://b.bj.bcebos.com",
+            "k.mp4",
+            Some("video/mp4"),
+            now,
+        )
+        .unwrap();
+        assert!(put.url.starts_with("https://b.bj.bcebos.com/k.mp4?authorization=bce-auth-v1%2FTMPAK%2F2025-01-01T00%3A00%3A00Z%2F3600%2Fcontent-type%3Bhost%2F"), "{}", put.url);
+        assert!(put.url.ends_with("&x-bce-security-token=TOKEN%2F%2B%3D"));
+        assert_eq!(
+            put.headers,
+            [("Content-Type".to_string(), "video/mp4".to_string())]
+        );
+        let dbg = format!("{put:?}");
+        assert!(!dbg.contains("TOKEN") && !dbg.contains("TMPAK"), "{dbg}");
+        let long = put_url(
+            &cred(now + 10 * 86_400),
+            "https://b.bj.bcebos.com",
+            "k",
+            None,
+            now,
+        )
+        .unwrap();
+        assert_eq!(lifetime(long), "129600", "clamped to the ceiling");
+        let past = put_url(&cred(now - 5), "https://b.bj.bcebos.com", "k", None, now).unwrap();
+        assert_eq!(lifetime(past), "1");
+        assert!(put_url(&cred(now + 60), "not a url", "k", None, now).is_none());
     }
 }

@@ -5,16 +5,24 @@
 //! (BOS only, `Allow`, `WRITE` only) and `durationSeconds`, answers like STS
 //! (`{"accessKeyId",...}`; errors as the BCE envelope `{"requestId","code","message"}`), and
 //! can fail or hang on request. It also checks a BOS PostObject form the way BOS would.
+//!
+//! On the same port it serves the BOS bucket ([`bos`]): presigned `PUT`s and PostObject
+//! forms signed with the temporary credentials it issued, and stsgate's own `HEAD`/`DELETE`
+//! signed with the long-term key, each verified with this module's own bce-auth-v1 code.
 
-use std::sync::Arc;
+pub mod bos;
+
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::Router;
 use serde_json::{json, Value};
 
+use crate::bucket::Buckets;
 use crate::common::{self, rfc3986, unescape, FormRules, Script, Step};
 
 /// The path STS serves.
@@ -37,6 +45,12 @@ pub struct FakeSts {
     pub access_key: String,
     pub secret_key: String,
     pub script: Script<IssuedToken>,
+    /// The buckets' objects, object-request log and HEAD/DELETE failure script.
+    pub buckets: Buckets,
+    /// BOS error codes answered so far (bucket requests only).
+    refusals: Mutex<Vec<String>>,
+    /// The `authorization` (header or query) of every bucket request, in order.
+    bucket_auths: Mutex<Vec<String>>,
 }
 
 impl FakeSts {
@@ -46,7 +60,20 @@ impl FakeSts {
             access_key: access_key.into(),
             secret_key: secret_key.into(),
             script: Script::default(),
+            buckets: Buckets::default(),
+            refusals: Mutex::new(Vec::new()),
+            bucket_auths: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The `authorization` of every bucket request (header or presigned query), in order.
+    pub fn bucket_authorizations(&self) -> Vec<String> {
+        self.bucket_auths.lock().unwrap().clone()
+    }
+
+    /// BOS error codes the bucket answered so far.
+    pub fn bos_refusals(&self) -> Vec<String> {
+        self.refusals.lock().unwrap().clone()
     }
 
     /// Serves on 127.0.0.1 (an ephemeral port); returns the base URL.
@@ -54,9 +81,14 @@ impl FakeSts {
         self.start_on("127.0.0.1:0").await
     }
 
-    /// Serves on `addr`; returns the base URL.
+    /// Serves on `addr`; returns the base URL. STS answers at [`PATH`]; every other request
+    /// is a bucket request ([`bos::handle`]; the bucket is read from the `Host`).
     pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
-        common::serve_one(addr, PATH, post(handle), self.clone()).await
+        let app = Router::new()
+            .route(PATH, post(handle))
+            .fallback(bos::handle)
+            .with_state(self.clone());
+        common::serve(addr, app).await
     }
 
     /// Checks a BOS PostObject form as BOS would: `signature` is
@@ -143,8 +175,9 @@ pub fn expected_signature(
     hmac_hex(signing_key.as_bytes(), &canonical)
 }
 
-/// Checks the `Authorization`; `Err` is (HTTP status, BCE code).
-fn verify(
+/// Checks a long-term-key `Authorization` header (STS, and stsgate's own `HEAD`/`DELETE` of
+/// an object); `Err` is (HTTP status, BCE code).
+pub(crate) fn verify(
     fake: &FakeSts,
     method: &str,
     uri: &Uri,
@@ -199,7 +232,7 @@ fn verify(
     Ok(())
 }
 
-fn bce_error(status: u16, code: &str, message: &str) -> Response {
+pub(crate) fn bce_error(status: u16, code: &str, message: &str) -> Response {
     (
         StatusCode::from_u16(status).unwrap(),
         axum::Json(json!({"requestId": uuid::Uuid::new_v4().to_string(),
