@@ -68,11 +68,16 @@ impl FakeKs3 {
 
     /// Serves on 127.0.0.1 (an ephemeral port); returns the base URL.
     pub async fn start(self: &Arc<Self>) -> String {
+        self.start_on("127.0.0.1:0").await
+    }
+
+    /// Serves on `addr`; returns the base URL.
+    pub async fn start_on(self: &Arc<Self>, addr: &str) -> String {
         let app = Router::new()
             .fallback(handle)
             .layer(axum::middleware::map_response(cors))
             .with_state(self.clone());
-        common::serve("127.0.0.1:0", app).await
+        common::serve(addr, app).await
     }
 
     /// KS3 error codes answered so far.
