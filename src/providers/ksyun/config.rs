@@ -32,6 +32,9 @@ pub struct KsyunConfig {
     /// Requested credential lifetime (`DurationSeconds`, 900–86400); empty:
     /// `upload.duration_secs`.
     pub duration_secs: Option<u64>,
+    /// On a client callback, `HEAD` the object with the long-term key and record KS3's
+    /// size/ETag/type (`verifiedBy: head`); false: record the client's claim.
+    pub verify_uploads: bool,
 }
 
 impl Default for KsyunConfig {
@@ -48,6 +51,7 @@ impl Default for KsyunConfig {
             connect_timeout_ms: section::default_connect_timeout_ms(),
             timeout_ms: section::default_timeout_ms(),
             duration_secs: None,
+            verify_uploads: true,
         }
     }
 }
@@ -112,6 +116,7 @@ mod tests {
         assert_eq!(section::enabled(&c), Ok(false));
         assert_eq!(c.sts_endpoint, "https://sts.api.ksyun.com");
         assert_eq!(c.region, "cn-beijing-6");
+        assert!(c.verify_uploads);
         assert_eq!(section::enabled(&enabled()), Ok(true));
         let mut partial = enabled();
         partial.role_krn.clear();

@@ -5,7 +5,14 @@
 //! session policy that allows only uploading `relativePath` (or the `isDir` prefix). The
 //! answer also carries a KS3 browser POST form (`Policy` + `Signature`, HMAC-SHA1) signed
 //! with the configured long-term key, scoped to the same key and size limit and expiring
-//! with the credentials; no secret leaves the server for it.
+//! with the credentials; no secret leaves the server for it. For one object (never `isDir`)
+//! it also carries a presigned `PUT` (`uploadUrl` + `uploadHeaders`, KS3 "V2" query
+//! signature with the temporary credentials, the token as the signed `x-kss-security-token`
+//! header, expiring with them).
+//!
+//! On a client callback stsgate `HEAD`s the object with its long-term key (KS3 "V2"
+//! `Authorization: KSS`), unless `verify_uploads = false`, and `DELETE`s one that broke the
+//! module's rules (`head_object` / `delete_object`).
 //!
 //! KSyun's native upload callback (`x-kss-callbackauth`) is not verified here (its
 //! algorithm is not published): `callbackInfo` is the literal body the client POSTs back
@@ -24,7 +31,10 @@ use async_trait::async_trait;
 use self::config::KsyunConfig;
 use super::http::{send, Upstream};
 use super::registry::{Cloud, Context, ProvidersConfig};
-use super::{CloudType, CredentialProvider, IssueRequest, Issued, ProviderError, TempCredentials};
+use super::{
+    object, CloudType, CredentialProvider, Head, IssueRequest, Issued, PresignedPut, ProviderError,
+    TempCredentials,
+};
 use crate::clock::Clock;
 use crate::config::ConfigError;
 
@@ -91,6 +101,54 @@ impl Inner {
         let (status, bytes) = send(req).await?;
         sts::parse(status, &bytes, &[ak, sk])
     }
+
+    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
+    /// long-term key at the current time; answers (status, headers).
+    async fn object_once(
+        &self,
+        method: reqwest::Method,
+        bucket: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.secret_access_key.expose(),
+            method.as_str(),
+            &form::bucket_url(&self.ks3_endpoint, bucket),
+            bucket,
+            key,
+            self.clock.now_unix(),
+        );
+        object::send_once(&self.upstream.client, method, signed, timeout).await
+    }
+}
+
+/// The presigned `PUT` of `key` (`uploadUrl`) with the temporary credentials, expiring with
+/// them (at most [`sign::MAX_PRESIGN_SECS`] from `now`), the extension's `Content-Type`
+/// signed.
+pub fn put_url(
+    cred: &TempCredentials,
+    bucket_url: &str,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    now: i64,
+) -> PresignedPut {
+    let expires = cred
+        .expiration
+        .min(now.saturating_add(sign::MAX_PRESIGN_SECS))
+        .max(now + 1);
+    sign::presigned_put(
+        &cred.access_key_id,
+        cred.expose_secret(),
+        cred.expose_token(),
+        bucket_url,
+        bucket,
+        key,
+        Some(content_type),
+        expires,
+    )
 }
 
 impl Cloud for KsyunProvider {
@@ -158,6 +216,17 @@ impl CredentialProvider for KsyunProvider {
             cred.expiration,
             req.content_type(),
         );
+        // `content_type()` is `None` exactly for a folder: no presigned PUT then.
+        let upload = req.content_type().map(|ct| {
+            put_url(
+                &cred,
+                &inner.form_url,
+                &inner.cfg.bucket,
+                key,
+                ct,
+                inner.clock.now_unix(),
+            )
+        });
         Ok(Issued::temporary(
             cred,
             &inner.cfg.bucket,
@@ -165,6 +234,114 @@ impl CredentialProvider for KsyunProvider {
             &inner.cfg.region,
             key,
             form,
-        ))
+        )
+        .with_upload(upload))
+    }
+
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Head, ProviderError> {
+        let inner = &self.inner;
+        if !inner.cfg.verify_uploads {
+            return Ok(Head::CannotVerify);
+        }
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, headers) = inner
+                    .object_once(reqwest::Method::HEAD, bucket, key, t)
+                    .await?;
+                object::head_answer("KS3", status, &headers)
+            })
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ProviderError> {
+        let inner = &self.inner;
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, _) = inner
+                    .object_once(reqwest::Method::DELETE, bucket, key, t)
+                    .await?;
+                object::delete_answer("KS3", status)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn cred(expiration: i64) -> TempCredentials {
+        TempCredentials {
+            access_key_id: "AKTPexample".into(),
+            secret_access_key: SecretString::from("tmpSecret".to_string()),
+            security_token: SecretString::from("tok/en+1".to_string()),
+            expiration,
+            start_time: None,
+        }
+    }
+
+    #[test]
+    fn the_put_url_expires_with_the_credentials() {
+        let now = 1_767_225_600;
+        let put = put_url(
+            &cred(now + 3600),
+            "https://b.ks3-cn-beijing.ksyuncs.com",
+            "b",
+            "k/a b.png",
+            "image/png",
+            now,
+        );
+        assert!(
+            put.url
+                .starts_with("https://b.ks3-cn-beijing.ksyuncs.com/k/a%20b.png?Signature="),
+            "{}",
+            put.url
+        );
+        assert!(
+            put.url.ends_with(&format!(
+                "&Expires={}&KSSAccessKeyId=AKTPexample",
+                now + 3600
+            )),
+            "{}",
+            put.url
+        );
+        assert!(
+            !put.url.contains("tok"),
+            "the token is a header, not in the URL"
+        );
+        assert_eq!(
+            put.headers,
+            [
+                ("Content-Type".to_string(), "image/png".to_string()),
+                ("x-kss-security-token".to_string(), "tok/en+1".to_string()),
+            ]
+        );
+        // Clamped to the ceiling, and never in the past.
+        let far = put_url(
+            &cred(now + 30 * 86_400),
+            "https://b.h",
+            "b",
+            "k",
+            "a/b",
+            now,
+        );
+        assert!(far
+            .url
+            .contains(&format!("&Expires={}&", now + sign::MAX_PRESIGN_SECS)));
+        let past = put_url(&cred(now - 5), "https://b.h", "b", "k", "a/b", now);
+        assert!(past.url.contains(&format!("&Expires={}&", now + 1)));
     }
 }

@@ -8,6 +8,10 @@
 //! "AssumedRoleUser": {...}}}` on success, `{"RequestId", "Error": {"Code", "Message",
 //! "Type"}}` on failure (the envelope the official Python SDK reads). It records each
 //! call and can be told to fail, hang or answer slowly.
+//!
+//! The KS3 bucket (presigned `PUT`, browser `POST`, stsgate's `HEAD`/`DELETE`) is [`ks3`].
+
+pub mod ks3;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +39,10 @@ pub struct IssuedCred {
     pub security_token: String,
     /// `Expiration` exactly as answered.
     pub expiration: String,
+    /// Unix seconds of `expiration`.
+    pub expiration_unix: i64,
+    /// The session `Policy` exactly as sent, if any.
+    pub policy: Option<String>,
 }
 
 /// One verified call: its method and every parameter (query and body merged).
@@ -428,11 +436,14 @@ async fn handle(
     } else {
         duration
     };
+    let expires_at = now_unix() + ttl;
     let cred = IssuedCred {
         access_key_id: format!("AKTPfake{n:08}"),
         secret_access_key: format!("FAKEtmpSK{n:08}{}", uuid::Uuid::new_v4().simple()),
         security_token: format!("FAKEtoken{n:08}{}", uuid::Uuid::new_v4().simple()),
-        expiration: utc(now_unix() + ttl, "Z"),
+        expiration: utc(expires_at, "Z"),
+        expiration_unix: expires_at,
+        policy: p.get("Policy").cloned(),
     };
     fake.issued.lock().unwrap().push(cred.clone());
     let account = fake
