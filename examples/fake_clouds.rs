@@ -130,6 +130,9 @@ async fn main() {
             ("STS_ENDPOINT", url.as_str()),
             ("REGION", "bj"),
             ("BUCKET", "stsgate-demo"),
+            // BOS addresses the bucket as a virtual host, which has no DNS here: keep the
+            // client's word (tests/it/baidu.rs drives the fake bucket with `resolve`).
+            ("VERIFY_UPLOADS", "false"),
         ],
     );
 
