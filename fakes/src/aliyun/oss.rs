@@ -205,8 +205,13 @@ impl FakeOss {
 
     /// Serves on 127.0.0.1 (an ephemeral port); returns its address (`127.0.0.1:PORT`).
     pub async fn start(self: &Arc<Self>) -> std::net::SocketAddr {
+        self.start_on("127.0.0.1:0").await
+    }
+
+    /// Serves on `addr`; returns the address bound.
+    pub async fn start_on(self: &Arc<Self>, addr: &str) -> std::net::SocketAddr {
         let base = common::serve(
-            "127.0.0.1:0",
+            addr,
             Router::new().fallback(handle).with_state(self.clone()),
         )
         .await;

@@ -88,6 +88,7 @@ def put_case(cid, key, content_type, expires):
     return {
         "id": cid,
         "kind": "presigned_put",
+        "oracle": "oss2 StsAuth (V1) + Bucket.sign_url('PUT', key, expires, headers)",
         "input": {
             "access_key_id": TMP_ID,
             "access_key_secret": TMP_SECRET,
@@ -129,6 +130,8 @@ def object_case(cid, method, key):
     return {
         "id": cid,
         "kind": method.lower(),
+        "oracle": "oss2 Auth (V1) + Bucket.%s (request captured before sending)"
+                  % ("head_object" if method == "HEAD" else "delete_object"),
         "input": {
             "access_key_id": AK,
             "access_key_secret": SK,
