@@ -1,9 +1,12 @@
-//! Runs the fake Aliyun STS and the fake OSS callback key server used by the tests, for
-//! trying stsgate locally (see docs/providers/aliyun.md for a whole curl session):
+//! Runs the fake Aliyun STS, the fake OSS callback key server and the fake OSS bucket
+//! (`FAKE_ALIYUN_OSS_ADDR`, default 127.0.0.1:9412) used by the tests, for trying stsgate
+//! locally (see docs/providers/aliyun.md for a whole curl session):
 //!
 //! ```text
 //! cargo run --example fake_aliyun -- 127.0.0.1:9410 127.0.0.1:9411 /tmp/oss_test_key.pem
 //! STSGATE_PROVIDERS__ALIYUN__STS_ENDPOINT=http://127.0.0.1:9410 \
+//! STSGATE_PROVIDERS__ALIYUN__OSS_ENDPOINT=http://localhost:9412 \
+//! STSGATE_PROVIDERS__RESOLVE='{"bseditor.localhost"="127.0.0.1:9412"}' \
 //! STSGATE_PROVIDERS__ALIYUN__ACCESS_KEY_ID=LTAIfake \
 //! STSGATE_PROVIDERS__ALIYUN__ACCESS_KEY_SECRET=fakesecret \
 //! STSGATE_PROVIDERS__ALIYUN__ROLE_ARN=acs:ram::1234567890123456:role/stsgate-uploader \
@@ -36,6 +39,11 @@ async fn main() {
     let sts_base = sts.start_on(&sts_addr).await;
     let keys = aliyun::KeyServer::new(aliyun::TEST_CALLBACK_PUBLIC_KEY_PEM);
     let key_base = keys.start_on(&key_addr).await;
+    let bucket = env("FAKE_ALIYUN_BUCKET", "bseditor");
+    let oss = aliyun::oss::FakeOss::new(sts.clone(), &id, &secret, &bucket);
+    let oss_addr = oss
+        .start_on(&env("FAKE_ALIYUN_OSS_ADDR", "127.0.0.1:9412"))
+        .await;
     if let Some(path) = key_out {
         write_private_key(&path);
         println!("TEST private key written to {path}");
@@ -44,6 +52,10 @@ async fn main() {
     println!(
         "callback key server on {key_base}{} (TEST key)",
         aliyun::KEY_PATH
+    );
+    println!(
+        "fake OSS bucket {bucket} on {oss_addr} (address it as http://{bucket}.localhost:{})",
+        oss_addr.port()
     );
     tokio::signal::ctrl_c().await.ok();
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::on_both_databases;
 use crate::sts_common::{assert_failure_cases, assert_form_answer_fields, Case};
+use stsgate_fakes::aliyun::oss::FakeOss;
 use stsgate_fakes::aliyun::{self, FakeAliyunSts, KeyMode, KeyServer};
 use stsgate_fakes::Mode;
 
@@ -31,14 +32,24 @@ fn unb64(s: &str) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()
 }
 
-/// Enables the Aliyun provider against the fakes.
-fn enable_aliyun(c: &mut stsgate::config::Config, sts_url: &str, key_base: &str) {
+/// Enables the Aliyun provider against the fakes: STS at `sts_url`, OSS at
+/// `http://localhost:{port}` whose bucket host `bseditor.localhost` connects to `oss`.
+fn enable_aliyun(
+    c: &mut stsgate::config::Config,
+    sts_url: &str,
+    key_base: &str,
+    oss: std::net::SocketAddr,
+) {
+    c.providers
+        .resolve
+        .insert(format!("{BUCKET}.localhost"), oss);
     let a = &mut c.providers.aliyun;
     a.access_key_id = stsgate::secret::Secret::new(AK_ID);
     a.access_key_secret = stsgate::secret::Secret::new(AK_SECRET);
     a.role_arn = ROLE_ARN.into();
     a.bucket = BUCKET.into();
     a.sts_endpoint = sts_url.into();
+    a.oss_endpoint = format!("http://localhost:{}", oss.port());
     a.callback_key_url_prefixes = vec![format!("{key_base}/")];
     a.timeout_ms = 300;
     a.connect_timeout_ms = 200;
@@ -47,6 +58,8 @@ fn enable_aliyun(c: &mut stsgate::config::Config, sts_url: &str, key_base: &str)
 struct Env {
     s: Server,
     fake: Arc<FakeAliyunSts>,
+    oss: Arc<FakeOss>,
+    oss_addr: std::net::SocketAddr,
     keys: Arc<KeyServer>,
     key_base: String,
 }
@@ -56,18 +69,105 @@ async fn aliyun_server(db: Arc<Db>, tweak: impl FnOnce(&mut stsgate::config::Con
     let sts_url = fake.start().await;
     let keys = KeyServer::new(aliyun::TEST_CALLBACK_PUBLIC_KEY_PEM);
     let key_base = keys.start().await;
+    let oss = FakeOss::new(fake.clone(), AK_ID, AK_SECRET, BUCKET);
+    let oss_addr = oss.start().await;
     let mut c = base_config(&db);
-    enable_aliyun(&mut c, &sts_url, &key_base);
+    enable_aliyun(&mut c, &sts_url, &key_base, oss_addr);
     tweak(&mut c);
     Env {
         s: Server::start(db, c).await,
         fake,
+        oss,
+        oss_addr,
         keys,
         key_base,
     }
 }
 
 impl Env {
+    /// A client that reaches the fake OSS at `bseditor.localhost` (as a browser would reach
+    /// the bucket's host).
+    fn bucket_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .resolve(&format!("{BUCKET}.localhost"), self.oss_addr)
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    /// `http://localhost:{port}`, the configured OSS endpoint.
+    fn endpoint(&self) -> String {
+        format!("http://localhost:{}", self.oss_addr.port())
+    }
+
+    /// `http://bseditor.localhost:{port}`, the form's URL.
+    fn bucket_url(&self) -> String {
+        format!("http://{BUCKET}.localhost:{}", self.oss_addr.port())
+    }
+
+    /// Puts an object straight into the fake bucket (a stand-in for an upload made some
+    /// other way).
+    fn put(&self, key: &str, content_type: &str, data: &[u8]) {
+        self.oss.buckets.put(BUCKET, key, Some(content_type), data);
+    }
+
+    /// PUTs `data` to a presigned `uploadUrl` with `headers`; answers (status, body).
+    async fn put_url(&self, url: &str, headers: &[(String, String)], data: &[u8]) -> (u16, String) {
+        let mut req = self.bucket_client().put(url).body(data.to_vec());
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// POSTs the answer's browser form with `data` as the file; answers (status, body).
+    async fn post_form(&self, d: &Value, filename: &str, mime: &str, data: &[u8]) -> (u16, String) {
+        let fields: Vec<(String, String)> = d["form"]["fields"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        self.post_fields(
+            d["form"]["url"].as_str().unwrap(),
+            &fields,
+            filename,
+            mime,
+            data,
+        )
+        .await
+    }
+
+    async fn post_fields(
+        &self,
+        url: &str,
+        fields: &[(String, String)],
+        filename: &str,
+        mime: &str,
+        data: &[u8],
+    ) -> (u16, String) {
+        let (ct, body) = stsgate_fakes::multipart::multipart_body(fields, filename, mime, data);
+        let res = self
+            .bucket_client()
+            .post(url)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// `HEAD`s and `DELETE`s the fake bucket received.
+    fn object_calls(&self, method: &str) -> usize {
+        self.oss
+            .object_calls()
+            .iter()
+            .filter(|(m, _)| m == method)
+            .count()
+    }
+
     fn key_url(&self) -> String {
         format!("{}{}", self.key_base, aliyun::KEY_PATH)
     }
@@ -152,8 +252,8 @@ async fn success_shape_body(db: Arc<Db>) {
     let a = s.sts("alice", Q_VIDEO).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
-    // docs/contract.md §1.3 fields; STS gives no startTime.
-    assert_form_answer_fields(d, false, true, false);
+    // docs/contract.md §1.3 fields; STS gives no startTime; one object: an uploadUrl.
+    assert_form_answer_fields(d, false, true, true);
 
     // One STS call, and the answer is what it returned (expiration included, verbatim).
     let issued = env.fake.issued();
@@ -165,7 +265,7 @@ async fn success_shape_body(db: Arc<Db>) {
     assert_eq!(d["expiration"], cred.expiration.as_str());
     assert_eq!(d["bucket"], BUCKET);
     assert_eq!(d["region"], "oss-cn-beijing");
-    assert_eq!(d["endpoint"], "https://oss-cn-beijing.aliyuncs.com");
+    assert_eq!(d["endpoint"], env.endpoint().as_str());
     let id = d["objectId"].as_i64().unwrap();
     let key = d["relativePath"].as_str().unwrap().to_string();
     let parts: Vec<&str> = key.split('/').collect();
@@ -192,7 +292,7 @@ async fn success_shape_body(db: Arc<Db>) {
 
     // The browser form.
     let form = &d["form"];
-    assert_eq!(form["url"], "https://bseditor.oss-cn-beijing.aliyuncs.com");
+    assert_eq!(form["url"], env.bucket_url().as_str());
     let fields = form["fields"].as_object().unwrap();
     let names = keys_in_text_order(&a.text[a.text.find("\"fields\":").unwrap() + 9..]);
     assert_eq!(
@@ -258,7 +358,17 @@ async fn success_shape_body(db: Arc<Db>) {
         format!(r#"{{"x:objectid":"{id}","x:resourcetype":"1"}}"#)
     );
 
-    // A signed callback marks the object uploaded, with size, mime and etag.
+    // A browser posts the form (a real multipart body, the callback fields included); the
+    // fake OSS checks the V1 signature, the token and every policy condition.
+    let mp4 = b"\x00\x00\x00\x18ftypmp42stsgate-form-upload";
+    let (status, text) = env.post_form(d, "clip.mp4", "video/mp4", mp4).await;
+    assert_eq!(status, 200, "{text}");
+    let stored = env.oss.buckets.get(BUCKET, &key).expect("stored");
+    assert_eq!(stored.data, mp4);
+    assert_eq!(stored.content_type.as_deref(), Some("video/mp4"));
+
+    // OSS's signed callback (claiming other facts) is confirmed by stsgate's HEAD: the row
+    // records the bucket's size, type and ETag.
     let body = oss_body(id, 1, BUCKET, &key, 1234, "video/mp4");
     let r = env.signed(&body).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -266,18 +376,25 @@ async fn success_shape_body(db: Arc<Db>) {
         r.body["data"],
         json!({"objectId": id, "status": "uploaded"})
     );
+    assert_eq!(env.object_calls("HEAD"), 1);
     let row = s.state.store.get_object(id).await.unwrap().unwrap();
     assert_eq!(row.status, "uploaded");
-    assert_eq!(row.size, Some(1234));
+    assert_eq!(row.size, Some(mp4.len() as i64));
     assert_eq!(row.mime.as_deref(), Some("video/mp4"));
-    assert_eq!(
-        row.etag.as_deref(),
-        Some("D41D8CD98F00B204E9800998ECF8427E")
-    );
-    // Replayed: 200, nothing changes, and the key is not fetched again.
+    let etag = stsgate_fakes::bucket::etag(mp4);
+    assert_eq!(row.etag.as_deref(), Some(etag.trim_matches('"')));
+    assert_eq!(row.verified_by.as_deref(), Some("head"));
+    let o = s
+        .get(&format!("/upload/objects/{id}"), Some(&s.token("alice")))
+        .await;
+    assert_eq!(o.status, 200, "{}", o.text);
+    assert_eq!(o.body["data"]["verifiedBy"], "head", "{}", o.text);
+    assert_eq!(o.body["data"]["size"], mp4.len());
+    // Replayed: 200, nothing changes, no new HEAD, and the key is not fetched again.
     let r = env.signed(&body).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(s.state.store.get_object(id).await.unwrap().unwrap(), row);
+    assert_eq!(env.object_calls("HEAD"), 1);
     assert_eq!(env.keys.fetches(), 1, "the public key is cached by URL");
 
     // Forged: the body altered after signing.
@@ -312,6 +429,7 @@ async fn success_shape_body(db: Arc<Db>) {
         "issued"
     );
     // A callback URL with a query: OSS signs the decoded path, `?` and the raw query.
+    env.put(&key2, "video/mp4", &[1u8; 77]);
     let good2 = oss_body(id2, 1, BUCKET, &key2, 77, "video/mp4");
     let r = env
         .oss_callback(
@@ -328,6 +446,7 @@ async fn success_shape_body(db: Arc<Db>) {
     assert_eq!(env.keys.fetches(), 1);
     assert_eq!(env.fake.rejected(), 0);
     assert_eq!(env.fake.calls(), 2, "one STS call per issuance");
+    assert_eq!(env.oss.refusals(), Vec::<String>::new());
     env.s.stop().await;
 }
 
@@ -608,6 +727,7 @@ async fn callback_key_urls_are_confined_to_the_prefixes() {
     assert_eq!((r.status, r.code()), (401, 40102), "{}", r.text);
     assert_eq!(outside.fetches(), 0, "the redirect was followed");
     env.keys.set_mode(KeyMode::Ok);
+    env.put(&key, "video/mp4", b"12345");
     let r = env.signed(&body).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(env.keys.fetches(), 3);
@@ -666,9 +786,15 @@ fn no_secret_in_trace_logs() {
             CALLBACK_PATH,
             body.as_bytes(),
         ));
+        let put = a.body["data"]["uploadUrl"].as_str().unwrap().to_string();
+        signatures.push(put.clone());
+        signatures.push(put.rsplit_once("Signature=").unwrap().1.to_string());
         env.keys.set_mode(KeyMode::Http500);
         assert_eq!(env.signed(&body).await.status, 401);
         env.keys.set_mode(KeyMode::Ok);
+        // Absent (a HEAD answers 404), then present (a HEAD answers 200).
+        assert_eq!(env.signed(&body).await.status, 409);
+        env.put(&key, "video/mp4", b"abc");
         assert_eq!(env.signed(&body).await.status, 200);
         let forged = body.replace("size=3", "size=4");
         let r = env
@@ -705,7 +831,15 @@ fn no_secret_in_trace_logs() {
     });
     assert!(secrets.len() > 6);
     secrets.extend(signatures);
-    let markers = ["Bearer ", "authorization: ", "string to sign", "Signature="];
+    let auth_prefix = format!("OSS {AK_ID}:");
+    let markers = [
+        "Bearer ",
+        "authorization: ",
+        "string to sign",
+        "Signature=",
+        "security-token=",
+        auth_prefix.as_str(),
+    ];
     assert_no_secret_in_logs(&text, &secrets, &markers);
 }
 
@@ -751,10 +885,470 @@ async fn oss_signed_callback_is_tied_to_aliyun_rows_body(db: Arc<Db>) {
     assert_eq!(a.status, 200, "{}", a.text);
     let aid = a.body["data"]["objectId"].as_i64().unwrap();
     let key = a.body["data"]["relativePath"].as_str().unwrap().to_string();
+    env.put(&key, "video/mp4", b"12345");
     let r = env
         .signed(&oss_body(aid, 1, BUCKET, &key, 5, "video/mp4"))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let row = s.state.store.get_object(aid).await.unwrap().unwrap();
+    assert_eq!(row.verified_by.as_deref(), Some("head"));
+    assert_eq!(
+        env.object_calls("HEAD"),
+        1,
+        "the Qiniu row was never asked about"
+    );
+}
+
+// ---- uploadUrl, the form, and stsgate's own V1-signed HEAD (docs/contract.md §6) ----
+
+const Q_PNG: &str = "type=3&extension=png&isNeedCallback=1&uploadModule=resource_image";
+
+/// Issues one PNG upload for alice; returns (objectId, relativePath, data).
+async fn issue_png(env: &Env) -> (i64, String, Value) {
+    let a = env.s.sts("alice", Q_PNG).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = a.body["data"].clone();
+    (
+        d["objectId"].as_i64().unwrap(),
+        d["relativePath"].as_str().unwrap().to_string(),
+        d,
+    )
+}
+
+/// alice's own (JWT) callback for `id` claiming `size` bytes of `mime`.
+async fn claim(env: &Env, id: i64, key: &str, size: usize, mime: &str) -> Answer {
+    let body = format!(
+        "objectId={id}&resourceType=2&bucket={BUCKET}&object={}&size={size}&mimeType={}",
+        aliyun::pct(key),
+        aliyun::pct(mime)
+    );
+    env.s
+        .callback_form(Some(&env.s.token("alice")), &body)
+        .await
+}
+
+/// `uploadHeaders` as pairs.
+fn upload_headers(d: &Value) -> Vec<(String, String)> {
+    d["uploadHeaders"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
+on_both_databases!(
+    upload_url_put_then_callback_records_the_bucket_s_facts,
+    upload_url_body
+);
+async fn upload_url_body(db: Arc<Db>) {
+    let env = aliyun_server(db, |_| {}).await;
+    let (id, key, d) = issue_png(&env).await;
+    let cred = env.fake.issued()[0].clone();
+    // The presigned PUT: exactly the key (oss2 quotes the whole key, `/` included), the
+    // token as the signed `security-token`, the temporary key id, Expires = the credentials'.
+    let url = d["uploadUrl"].as_str().unwrap().to_string();
+    assert_eq!(
+        d["uploadHeaders"],
+        json!({"Content-Type": "image/png"}),
+        "the extension's type is signed"
+    );
+    let (path, query) = url.split_once('?').unwrap();
+    assert_eq!(path, format!("{}/{}", env.bucket_url(), aliyun::pct(&key)));
+    let q = stsgate_fakes::aliyun::oss::query_pairs(Some(query));
+    let names: Vec<&str> = q.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["security-token", "OSSAccessKeyId", "Expires", "Signature"]
+    );
+    assert_eq!(q[0].1, cred.security_token);
+    assert_eq!(q[1].1, cred.access_key_id);
+    assert_eq!(
+        q[2].1,
+        cred.expires_at.to_string(),
+        "never outlives the credentials"
+    );
+    let headers = upload_headers(&d);
+    let png = b"\x89PNG\r\n\x1a\nstsgate-put-upload";
+
+    // The fake OSS refuses: no Content-Type, another type, a signature or key changed by
+    // one byte, an expired URL.
+    let (st, text) = env.put_url(&url, &[], png).await;
+    assert_eq!(st, 403, "{text}");
+    assert!(
+        text.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{text}"
+    );
+    let gif = vec![("Content-Type".to_string(), "image/gif".to_string())];
+    assert_eq!(env.put_url(&url, &gif, png).await.0, 403);
+    let sig_at = url.find("Signature=").unwrap() + "Signature=".len();
+    let mut bytes = url.clone().into_bytes();
+    bytes[sig_at + 2] = if bytes[sig_at + 2] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    let altered = String::from_utf8(bytes).unwrap();
+    assert_eq!(env.put_url(&altered, &headers, png).await.0, 403);
+    let other_key = url.replacen(".png?", "x.png?", 1);
+    assert_eq!(env.put_url(&other_key, &headers, png).await.0, 403);
+    let expired = url.replace(
+        &format!("Expires={}", cred.expires_at),
+        "Expires=1000000000",
+    );
+    assert_eq!(env.put_url(&expired, &headers, png).await.0, 403);
+    assert!(env.oss.buckets.objects().is_empty());
+    assert_eq!(
+        env.oss.refusals(),
+        [
+            "SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+            "AccessDenied"
+        ]
+    );
+
+    // As sent: stored with the signed type.
+    let (st, text) = env.put_url(&url, &headers, png).await;
+    assert_eq!(st, 200, "{text}");
+    let stored = env.oss.buckets.get(BUCKET, &key).unwrap();
+    assert_eq!(
+        (stored.data.as_slice(), stored.content_type.as_deref()),
+        (&png[..], Some("image/png"))
+    );
+
+    // The client claims another size and type; the row takes the bucket's.
+    let r = claim(&env, id, &key, 999_999, "text/plain").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(env.object_calls("HEAD"), 1);
+    let o = env
+        .s
+        .get(
+            &format!("/upload/objects/{id}"),
+            Some(&env.s.token("alice")),
+        )
+        .await;
+    assert_eq!(o.status, 200, "{}", o.text);
+    let data = &o.body["data"];
+    assert_eq!(data["status"], "uploaded", "{}", o.text);
+    assert_eq!(data["verifiedBy"], "head", "{}", o.text);
+    assert_eq!(data["size"], png.len());
+    let row = env.s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.mime.as_deref(), Some("image/png"));
+    let etag = stsgate_fakes::bucket::etag(png);
+    assert_eq!(row.etag.as_deref(), Some(etag.trim_matches('"')));
+    // A repeat changes nothing and asks nothing.
+    let r = claim(&env, id, &key, 1, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(env.object_calls("HEAD"), 1);
+
+    // A folder grant has no uploadUrl.
+    let dir = env.s.sts("alice", &format!("{Q_PNG}&isDir=1")).await;
+    assert_eq!(dir.status, 200, "{}", dir.text);
+    assert!(dir.body["data"].get("uploadUrl").is_none());
+    assert!(dir.body["data"].get("uploadHeaders").is_none());
+    env.s.stop().await;
+}
+
+on_both_databases!(a_signed_callback_for_an_absent_object_is_40903, absent_body);
+/// OSS signs every bucket's callbacks with one key: a validly signed callback for an object
+/// our bucket does not hold is 40903, and the row stays `issued`.
+async fn absent_body(db: Arc<Db>) {
+    let env = aliyun_server(db, |_| {}).await;
+    let (id, key, d) = issue_png(&env).await;
+    let body = oss_body(id, 2, BUCKET, &key, 10, "image/png");
+    let r = env.signed(&body).await;
+    assert_eq!((r.status, r.code()), (409, 40903), "{}", r.text);
+    assert_eq!(env.object_calls("HEAD"), 1);
+    let row = env.s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "issued");
+    assert_eq!((row.size, row.verified_by), (None, None));
+    // The client's own callback too.
+    let r = claim(&env, id, &key, 10, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40903), "{}", r.text);
+    assert_eq!(env.object_calls("HEAD"), 2);
+    assert_eq!(
+        env.s
+            .state
+            .store
+            .get_object(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "issued"
+    );
+    // Once uploaded (the form this time), the same signed callback records it.
+    let (st, text) = env.post_form(&d, "n.png", "image/png", b"\x89PNGok").await;
+    assert_eq!(st, 200, "{text}");
+    let r = env.signed(&body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = env.s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.size), ("uploaded", Some(6)));
+    assert_eq!(row.verified_by.as_deref(), Some("head"));
+    env.s.stop().await;
+}
+
+on_both_databases!(
+    an_object_over_max_bytes_is_deleted_and_rejected,
+    over_max_body
+);
+async fn over_max_body(db: Arc<Db>) {
+    let env = aliyun_server(db, |c| {
+        c.upload.modules.insert(
+            "resource_image".into(),
+            stsgate::config::ModuleConfig {
+                extensions: Some(vec!["png".into()]),
+                max_bytes: Some(16),
+            },
+        );
+    })
+    .await;
+    // The form's policy refuses a file over the limit.
+    let (id, key, d) = issue_png(&env).await;
+    let (st, text) = env.post_form(&d, "n.png", "image/png", &[7u8; 17]).await;
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains("EntityTooLarge"), "{text}");
+    // Too large, put straight into the bucket: deleted, rejected with the bucket's facts.
+    env.put(&key, "image/png", &[7u8; 17]);
+    let r = claim(&env, id, &key, 10, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40904), "{}", r.text);
+    assert_eq!(env.object_calls("DELETE"), 1);
+    assert!(env.oss.buckets.get(BUCKET, &key).is_none(), "deleted");
+    let row = env.s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "rejected");
+    assert_eq!(row.size, Some(17));
+    assert_eq!(row.verified_by.as_deref(), Some("head"));
+    // The same through OSS's own signed callback, and for a refused content type.
+    let (id2, key2, _) = issue_png(&env).await;
+    env.put(&key2, "text/html", b"<html>");
+    let r = env
+        .signed(&oss_body(id2, 2, BUCKET, &key2, 6, "image/png"))
+        .await;
+    assert_eq!((r.status, r.code()), (409, 40904), "{}", r.text);
+    let row = env.s.state.store.get_object(id2).await.unwrap().unwrap();
+    assert_eq!(row.status, "rejected");
+    assert_eq!(row.mime.as_deref(), Some("text/html"));
+    assert!(env.oss.buckets.get(BUCKET, &key2).is_none(), "deleted");
+    // Within the rules: uploaded.
+    let (id3, key3, _) = issue_png(&env).await;
+    env.put(&key3, "image/png", &[7u8; 16]);
+    let r = claim(&env, id3, &key3, 16, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A DELETE OSS refuses is logged, not fatal: the row is still rejected.
+    let (id4, key4, _) = issue_png(&env).await;
+    env.put(&key4, "image/png", &[7u8; 40]);
+    env.oss
+        .buckets
+        .set_delete_mode(Mode::Error(403, "AccessDenied".into()));
+    let r = claim(&env, id4, &key4, 10, "image/png").await;
+    assert_eq!((r.status, r.code()), (409, 40904), "{}", r.text);
+    assert!(env.oss.buckets.get(BUCKET, &key4).is_some(), "still there");
+    assert_eq!(
+        env.s
+            .state
+            .store
+            .get_object(id4)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "rejected"
+    );
+    env.s.stop().await;
+}
+
+/// `verify_uploads = false`: no HEAD; the client's claim (`verifiedBy: client`) and OSS's
+/// signed callback (`cloud-callback`) are recorded as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_verify_uploads_the_callback_s_word_is_recorded() {
+    let db = Arc::new(sqlite().await);
+    let env = aliyun_server(db, |c| c.providers.aliyun.verify_uploads = false).await;
+    let (id, key, _) = issue_png(&env).await;
+    let r = claim(&env, id, &key, 1234, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = env.s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.size, Some(1234));
+    assert_eq!(row.verified_by.as_deref(), Some("client"));
+    let (id2, key2, _) = issue_png(&env).await;
+    let r = env
+        .signed(&oss_body(id2, 2, BUCKET, &key2, 77, "image/png"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let row = env.s.state.store.get_object(id2).await.unwrap().unwrap();
+    assert_eq!(row.size, Some(77));
     assert_eq!(row.verified_by.as_deref(), Some("cloud-callback"));
+    assert!(env.oss.object_calls().is_empty(), "no HEAD was sent");
+    env.s.stop().await;
+}
+
+/// A failing HEAD maps like any upstream call, and the row stays `issued`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_failures_map_to_the_upstream_codes() {
+    let db = Arc::new(sqlite().await);
+    let env = aliyun_server(db, |c| c.server.request_timeout_ms = 1500).await;
+    let (id, key, _) = issue_png(&env).await;
+    env.put(&key, "image/png", b"\x89PNGx");
+    let cases: Vec<(Mode, u16, i64)> = vec![
+        (Mode::Http500, 503, 50301),
+        (Mode::Error(503, "ServiceUnavailable".into()), 503, 50301),
+        (Mode::Error(403, "AccessDenied".into()), 502, 50201),
+        (Mode::Hang, 504, 50401),
+    ];
+    for (mode, status, code) in cases {
+        env.oss.buckets.set_head_mode(mode.clone());
+        let before = env.object_calls("HEAD");
+        // Both the client's callback and OSS's signed one go through the HEAD.
+        let r = if status == 502 {
+            env.signed(&oss_body(id, 2, BUCKET, &key, 5, "image/png"))
+                .await
+        } else {
+            claim(&env, id, &key, 5, "image/png").await
+        };
+        assert_eq!((r.status, r.code()), (status, code), "{mode:?}: {}", r.text);
+        if status == 503 {
+            assert!(
+                env.object_calls("HEAD") - before >= 2,
+                "{mode:?} was retried"
+            );
+            assert!(r.headers.contains_key("retry-after"), "{mode:?}");
+        }
+        if status == 502 {
+            assert_eq!(env.object_calls("HEAD") - before, 1, "{mode:?} is final");
+        }
+        let row = env.s.state.store.get_object(id).await.unwrap().unwrap();
+        assert_eq!(row.status, "issued", "{mode:?}");
+    }
+    // One transient failure is retried and the callback succeeds.
+    env.oss
+        .buckets
+        .set_head_mode(Mode::ErrorTimes(500, "InternalError".into(), 1));
+    let r = claim(&env, id, &key, 5, "image/png").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        env.s
+            .state
+            .store
+            .get_object(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .size,
+        Some(5)
+    );
+    env.s.stop().await;
+}
+
+/// The fake OSS checks with its own V1 code: stsgate's long-term HEAD passes, one altered
+/// byte, a wrong secret or another key id do not; a form with one field or the signature
+/// changed, or for a file over its range, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_oss_refuses_altered_requests() {
+    use stsgate::providers::aliyun::sign;
+    let db = Arc::new(sqlite().await);
+    let env = aliyun_server(db, |_| {}).await;
+    env.put("k/a b+c.png", "image/png", b"12345");
+    let head = |id: &'static str, secret: &'static str, alter: bool| {
+        let client = env.bucket_client();
+        let bucket_url = env.bucket_url();
+        async move {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let signed = sign::sign_object_request(
+                id,
+                secret,
+                "HEAD",
+                &bucket_url,
+                BUCKET,
+                "k/a b+c.png",
+                now,
+            );
+            let mut req = client.head(&signed.url);
+            for (n, v) in signed.headers {
+                let v = if alter && n == "Authorization" {
+                    let mut b = v.into_bytes();
+                    let at = b.len() - 3;
+                    b[at] = if b[at] == b'A' { b'B' } else { b'A' };
+                    String::from_utf8(b).unwrap()
+                } else {
+                    v
+                };
+                req = req.header(n, v);
+            }
+            let res = req.send().await.unwrap();
+            (
+                res.status().as_u16(),
+                res.headers()
+                    .get("content-length")
+                    .map(|v| v.to_str().unwrap().to_string()),
+            )
+        }
+    };
+    assert_eq!(head(AK_ID, AK_SECRET, false).await, (200, Some("5".into())));
+    assert_eq!(head(AK_ID, AK_SECRET, true).await.0, 403);
+    assert_eq!(head(AK_ID, "wrongSecret", false).await.0, 403);
+    assert_eq!(head("LTAIother", AK_SECRET, false).await.0, 403);
+    assert_eq!(
+        env.oss.refusals(),
+        [
+            "SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId"
+        ]
+    );
+
+    // The form: as issued it passes; each change is refused.
+    let (_, key, d) = issue_png(&env).await;
+    let url = d["form"]["url"].as_str().unwrap();
+    let fields: Vec<(String, String)> = d["form"]["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let with = |name: &str, value: &str| -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(k, v)| {
+                if k == name {
+                    (k.clone(), value.to_string())
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })
+            .collect()
+    };
+    let sig = fields
+        .iter()
+        .find(|(k, _)| k == "Signature")
+        .unwrap()
+        .1
+        .clone();
+    let mut one_byte = sig.clone().into_bytes();
+    one_byte[3] = if one_byte[3] == b'A' { b'B' } else { b'A' };
+    let one_byte = String::from_utf8(one_byte).unwrap();
+    let other_key = format!("{key}x");
+    for (altered, code) in [
+        (with("Signature", &one_byte), "SignatureDoesNotMatch"),
+        (with("key", &other_key), "AccessDenied"),
+        (with("Content-Type", "text/html"), "AccessDenied"),
+        (
+            with("x-oss-security-token", "CAISother"),
+            "InvalidSecurityToken",
+        ),
+    ] {
+        let before = env.oss.refusals().len();
+        let (st, text) = env
+            .post_fields(url, &altered, "n.png", "image/png", b"\x89PNG")
+            .await;
+        assert_eq!(st, 403, "{code}: {text}");
+        assert_eq!(env.oss.refusals()[before..], [code.to_string()], "{text}");
+    }
+    assert!(env.oss.buckets.get(BUCKET, &other_key).is_none());
+    let (st, text) = env
+        .post_fields(url, &fields, "n.png", "image/png", b"\x89PNG")
+        .await;
+    assert_eq!(st, 200, "{text}");
+    assert_eq!(env.oss.buckets.get(BUCKET, &key).unwrap().size, 4);
+    env.s.stop().await;
 }

@@ -33,6 +33,12 @@ pub struct AliyunConfig {
     pub timeout_ms: u64,
     /// Requested credential lifetime (900–43200); empty: `upload.duration_secs`.
     pub duration_secs: Option<u64>,
+    /// `HEAD` the object with the long-term key before recording an upload (a client's
+    /// callback, and an OSS-signed one: OSS signs every bucket's callbacks with one key), and
+    /// record the bucket's size, ETag and content type (`verifiedBy: head`); `false`: record
+    /// the callback's claim. The RAM user needs `oss:GetObject` (and `oss:DeleteObject` to
+    /// delete a rejected object) on the bucket.
+    pub verify_uploads: bool,
 }
 
 impl Default for AliyunConfig {
@@ -53,6 +59,7 @@ impl Default for AliyunConfig {
             connect_timeout_ms: section::default_connect_timeout_ms(),
             timeout_ms: section::default_timeout_ms(),
             duration_secs: None,
+            verify_uploads: true,
         }
     }
 }

@@ -4,7 +4,13 @@
 //! that allows writing only `relativePath` (or the `isDir` prefix); nothing is cached. The
 //! answer carries a PostObject form signed (V1) with the temporary secret, and, when asked,
 //! the OSS `callback`/`callbackVar` values. OSS callbacks are verified by RSA-MD5 with the
-//! public key fetched from an allowed URL and cached by URL.
+//! public key fetched from an allowed URL and cached by URL; as that key signs every
+//! bucket's callbacks, a signed callback is still confirmed by a `HEAD`.
+//!
+//! For one object (not `isDir`) the answer also carries `uploadUrl`: a V1-presigned `PUT`
+//! with the temporary key (the token as the signed `security-token` sub-resource, the
+//! extension's `Content-Type` signed), expiring with the credentials. `HEAD`/`DELETE` of an
+//! uploaded object are V1-signed (`Authorization: OSS {ak}:{sig}`) with the long-term key.
 
 pub mod callback;
 pub mod config;
@@ -26,8 +32,8 @@ use self::sts::AssumeRole;
 use super::http::{send, Upstream};
 use super::registry::{Cloud, Context, ProvidersConfig};
 use super::{
-    CallbackInput, CallbackOverride, CallbackRefused, CloudType, CredentialProvider, IssueRequest,
-    Issued, ProviderError, TempCredentials,
+    object, CallbackInput, CallbackOverride, CallbackRefused, CloudType, CredentialProvider, Head,
+    IssueRequest, Issued, PresignedPut, ProviderError, TempCredentials,
 };
 use crate::clock::{rfc3339, Clock};
 use crate::config::ConfigError;
@@ -144,6 +150,27 @@ impl Inner {
         callback::parse_public_key(&pem).map(Arc::new)
     }
 
+    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), V1-signed with the
+    /// long-term key at the current time; answers (status, headers).
+    async fn object_once(
+        &self,
+        method: reqwest::Method,
+        bucket: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.access_key_secret.expose(),
+            method.as_str(),
+            &form::bucket_url(&self.endpoint, bucket),
+            bucket,
+            key,
+            self.clock.now_unix(),
+        );
+        object::send_once(&self.upstream.client, method, signed, timeout).await
+    }
+
     async fn verify(&self, input: &CallbackInput) -> Result<(), CallbackError> {
         let header = |n: &str| input.headers.get(n).and_then(|v| v.to_str().ok());
         // The URL is checked before anything else, and before any network access.
@@ -156,6 +183,44 @@ impl Inner {
         let message =
             callback::string_to_verify(&input.raw_path, input.raw_query.as_deref(), &input.body);
         callback::verify_signature(&key, &message, &signature)
+    }
+}
+
+/// The longest a presigned URL is made valid for (OSS's V4 ceiling; STS credentials never
+/// live longer than 12 hours anyway).
+pub const MAX_PUT_URL_SECS: i64 = 7 * 24 * 3600;
+
+/// The presigned `PUT` of `key` (`uploadUrl`, `uploadHeaders`), V1-signed with the temporary
+/// credentials as oss2's `StsAuth` + `Bucket.sign_url('PUT', …)` do: `Expires` = the
+/// credentials' expiration (at least a second from `now`, at most [`MAX_PUT_URL_SECS`]), the
+/// token as the signed `security-token` parameter, `content_type` signed and to be sent.
+pub fn put_url(
+    creds: &TempCredentials,
+    bucket_url: &str,
+    bucket: &str,
+    key: &str,
+    content_type: Option<&str>,
+    now: i64,
+) -> PresignedPut {
+    let expires = creds
+        .expiration
+        .clamp(now.saturating_add(1), now.saturating_add(MAX_PUT_URL_SECS));
+    PresignedPut {
+        url: sign::oss_presigned_url(
+            &creds.access_key_id,
+            creds.expose_secret(),
+            creds.expose_token(),
+            "PUT",
+            bucket_url,
+            bucket,
+            key,
+            content_type,
+            expires,
+        ),
+        headers: content_type
+            .map(|c| ("Content-Type".to_string(), c.to_string()))
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -251,10 +316,66 @@ impl CredentialProvider for AliyunProvider {
             callback: callback_b64.as_deref().map(|cb| (cb, vars.as_slice())),
             content_type: req.content_type(),
         });
+        let upload = (!req.is_dir).then(|| {
+            put_url(
+                &creds,
+                &inner.bucket_url,
+                &cfg.bucket,
+                key,
+                req.content_type(),
+                inner.clock.now_unix(),
+            )
+        });
         Ok(Issued {
             callback: callback_override,
             ..Issued::temporary(creds, &cfg.bucket, &inner.endpoint, &cfg.region, key, form)
+                .with_upload(upload)
         })
+    }
+
+    /// OSS signs every customer's callbacks with one key: the signature proves OSS sent it,
+    /// not that our bucket holds the object.
+    fn signed_callback_needs_head(&self) -> bool {
+        true
+    }
+
+    async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Head, ProviderError> {
+        let inner = &self.inner;
+        if !inner.cfg.verify_uploads {
+            return Ok(Head::CannotVerify);
+        }
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, headers) = inner
+                    .object_once(reqwest::Method::HEAD, bucket, key, t)
+                    .await?;
+                object::head_answer("OSS", status, &headers)
+            })
+            .await
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<(), ProviderError> {
+        let inner = &self.inner;
+        inner
+            .upstream
+            .call(deadline, |t| async move {
+                let (status, _) = inner
+                    .object_once(reqwest::Method::DELETE, bucket, key, t)
+                    .await?;
+                object::delete_answer("OSS", status)
+            })
+            .await
     }
 
     async fn verify_callback(&self, input: &CallbackInput) -> Result<(), CallbackRefused> {
@@ -262,5 +383,70 @@ impl CredentialProvider for AliyunProvider {
             .verify(input)
             .await
             .map_err(|e| CallbackRefused(format!("OSS callback: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn creds(expiration: i64) -> TempCredentials {
+        TempCredentials {
+            access_key_id: "STS.tmp".into(),
+            secret_access_key: SecretString::from("tmpSECRET".to_string()),
+            security_token: SecretString::from("tok+/=".to_string()),
+            expiration,
+            start_time: None,
+        }
+    }
+
+    fn expires(p: &PresignedPut) -> i64 {
+        let q = p.url.split_once('?').unwrap().1;
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("Expires="))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn put_url_expires_with_the_credentials_and_signs_the_type() {
+        let now = 1_704_168_245;
+        let p = put_url(
+            &creds(now + 3600),
+            "https://b.oss-cn-beijing.aliyuncs.com",
+            "b",
+            "k/a b.png",
+            Some("image/png"),
+            now,
+        );
+        assert_eq!(expires(&p), now + 3600, "the credentials' expiration");
+        assert!(
+            p.url.starts_with(
+                "https://b.oss-cn-beijing.aliyuncs.com/k%2Fa%20b.png?security-token=tok%2B%2F%3D&OSSAccessKeyId=STS.tmp&Expires="
+            ),
+            "{}",
+            p.url
+        );
+        assert_eq!(
+            p.headers,
+            [("Content-Type".to_string(), "image/png".to_string())]
+        );
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("tok") && !dbg.contains("Signature"), "{dbg}");
+        // Never past the ceiling, never already expired; no type: no header.
+        let far = put_url(
+            &creds(now + 30 * 86_400),
+            "https://b.h",
+            "b",
+            "k",
+            None,
+            now,
+        );
+        assert_eq!(expires(&far), now + MAX_PUT_URL_SECS);
+        assert!(far.headers.is_empty());
+        let past = put_url(&creds(now - 5), "https://b.h", "b", "k", None, now);
+        assert_eq!(expires(&past), now + 1);
     }
 }

@@ -8,7 +8,10 @@
 //! 4xx/5xx `{RequestId, HostId, Code, Message, Recommend}`), records each call, and can be
 //! told to fail. The key server serves a PEM public key and counts fetches; the matching
 //! private key (a TEST key, from the vector set's `gen/testdata/`) signs callbacks here with
-//! this file's own RSA-MD5 code.
+//! this file's own RSA-MD5 code. The OSS bucket (presigned `PUT`, browser `POST`, stsgate's
+//! `HEAD`/`DELETE`) is [`oss`].
+
+pub mod oss;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +70,10 @@ pub struct IssuedCred {
     pub access_key_secret: String,
     pub security_token: String,
     pub expiration: String,
+    /// Unix seconds of `expiration`.
+    pub expires_at: i64,
+    /// The session policy the credentials were issued with, as sent.
+    pub policy: Option<String>,
 }
 
 /// Shared state of the STS fake.
@@ -406,6 +413,8 @@ async fn handle(
         access_key_secret: format!("FAKEtmpSecret{n:08}{}", uuid::Uuid::new_v4().simple()),
         security_token: format!("CAISfakeToken{n:08}+/={}", uuid::Uuid::new_v4().simple()),
         expiration: utc(now_unix() + ttl, "Z"),
+        expires_at: now_unix() + ttl,
+        policy: params.get("Policy").cloned(),
     };
     fake.issued.lock().unwrap().push(cred.clone());
     let body = json!({
