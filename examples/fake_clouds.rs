@@ -90,6 +90,9 @@ async fn main() {
             ("REGION", "oss-cn-beijing"),
             ("BUCKET", "bseditor"),
             ("CALLBACK_KEY_URL_PREFIXES", prefixes.as_str()),
+            // OSS addresses the bucket as a virtual host, which has no DNS here: keep the
+            // callback's word (tests/it/aliyun.rs drives the fake bucket with `resolve`).
+            ("VERIFY_UPLOADS", "false"),
         ],
     );
 
