@@ -492,23 +492,23 @@ fn cos_error(status: u16, code: &str, message: &str) -> Response {
 }
 
 /// The issued credential whose temporary SecretId is `ak`, when its bucket host is `host`.
-fn cos_credential(fake: &FakeLke, host: &str, ak: &str) -> Result<IssuedCred, Response> {
+fn cos_credential(fake: &FakeLke, host: &str, ak: &str) -> Result<IssuedCred, Box<Response>> {
     if host != fake.cos_host() {
-        return Err(cos_error(
+        return Err(Box::new(cos_error(
             404,
             "NoSuchBucket",
             "The specified bucket does not exist.",
-        ));
+        )));
     }
     fake.issued()
         .into_iter()
         .find(|c| c.tmp_secret_id == ak)
         .ok_or_else(|| {
-            cos_error(
+            Box::new(cos_error(
                 403,
                 "InvalidAccessKeyId",
                 "The access key Id format you provided is invalid.",
-            )
+            ))
         })
 }
 
@@ -539,7 +539,7 @@ async fn cos_put(
     };
     let cred = match cos_credential(&fake, host, get("q-ak")) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     if get("x-cos-security-token") != cred.token {
         return cos_error(403, "InvalidToken", "The provided token is invalid.");
@@ -613,7 +613,7 @@ async fn cos_post(State(fake): State<Arc<FakeLke>>, headers: HeaderMap, body: By
     fake.buckets.log("POST", &key);
     let cred = match cos_credential(&fake, &host, &field("q-ak")) {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let as_json: serde_json::Map<String, Value> = fields
         .iter()
