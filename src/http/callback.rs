@@ -3,13 +3,13 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 
 use crate::app::AppState;
 use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::http::middleware::REQUEST_ID;
-use crate::http::{read_body, success, Success};
+use crate::http::{read_body, success, JsonAnswer, Success};
 use crate::providers::registry::callback_origin;
 use crate::providers::{CallbackInput, CallbackOrigin};
 use crate::upload::callback::{self, Caller, Marked};
@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
 async fn handle(
     State(state): State<AppState>,
     req: Request,
-) -> Result<Json<Success<Marked>>, ApiError> {
+) -> Result<JsonAnswer<Success<Marked>>, ApiError> {
     let deadline = crate::upload::service::upstream_deadline(
         tokio::time::Instant::now(),
         std::time::Duration::from_millis(state.config.server.request_timeout_ms),

@@ -121,12 +121,10 @@ fn request_id(req: &Request) -> String {
 /// one log line per answer, and the request metrics.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    // No copies: the method is an enum for the standard ones, the route an `Arc<str>`.
+    let method = req.method().clone();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
     let rid = request_id(&req);
     let span = tracing::info_span!("request", request_id = %rid, method = %method, route = %route);
     let res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
@@ -134,7 +132,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let elapsed = start.elapsed();
     state
         .metrics
-        .http_request(&route, &method, status, elapsed.as_secs_f64());
+        .http_request(route, method.as_str(), status, elapsed.as_secs_f64());
     let _enter = span.enter();
     let duration_ms = elapsed.as_millis() as u64;
     match res.extensions().get::<ErrorDetail>() {

@@ -8,7 +8,7 @@ pub mod objects;
 pub mod ops;
 pub mod sts;
 
-use axum::{Json, Router};
+use axum::Router;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -88,10 +88,31 @@ pub struct Success<T: Serialize> {
 }
 
 /// Wraps `data` in `{"code":0,"message":"","data":...}`.
-pub fn success<T: Serialize>(data: T) -> Json<Success<T>> {
-    Json(Success {
+pub fn success<T: Serialize>(data: T) -> JsonAnswer<Success<T>> {
+    JsonAnswer(Success {
         code: 0,
         message: "",
         data,
     })
+}
+
+/// A JSON answer written into one buffer sized for a credential answer (axum's `Json` grows
+/// a 128-byte buffer through `BytesMut`'s writer, one reserve check per piece).
+pub struct JsonAnswer<T>(pub T);
+
+impl<T: Serialize> axum::response::IntoResponse for JsonAnswer<T> {
+    fn into_response(self) -> axum::response::Response {
+        let mut buf = Vec::with_capacity(2048);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                buf,
+            )
+                .into_response(),
+            Err(e) => ApiError::Internal(format!("answer serialisation: {e}")).into_response(),
+        }
+    }
 }

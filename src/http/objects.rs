@@ -5,13 +5,13 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::http::{success, Success};
+use crate::http::{success, JsonAnswer, Success};
 use crate::store::{ConsumeOutcome, ListFilter};
 use crate::upload::callback::check_owner;
 
@@ -29,7 +29,7 @@ async fn show(
     State(state): State<AppState>,
     user: AuthUser,
     Path(raw_id): Path<String>,
-) -> Result<Json<Success<ObjectDto>>, ApiError> {
+) -> Result<JsonAnswer<Success<ObjectDto>>, ApiError> {
     let id = object_id(&raw_id)?;
     let record = state
         .store
@@ -128,7 +128,7 @@ async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     RawQuery(query): RawQuery,
-) -> Result<Json<Success<ObjectPage>>, ApiError> {
+) -> Result<JsonAnswer<Success<ObjectPage>>, ApiError> {
     user.require_service()?;
     let filter = list_filter(query.as_deref())?;
     let records = state.store.list_objects(&filter).await?;
@@ -166,7 +166,7 @@ async fn consume(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<Json<Success<ObjectDto>>, ApiError> {
+) -> Result<JsonAnswer<Success<ObjectDto>>, ApiError> {
     user.require_service()?;
     let id = object_id(&raw_id)?;
     let bytes = crate::http::read_body(&state, &headers, body).await?;

@@ -7,14 +7,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use tokio::time::Instant;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::http::middleware::REQUEST_ID;
-use crate::http::{read_body, success, Success};
+use crate::http::{read_body, success, JsonAnswer, Success};
 use crate::upload::answer::StsAnswer;
 use crate::upload::idempotency::valid_key;
 use crate::upload::{params, service};
@@ -92,7 +92,7 @@ async fn refresh(
     user: AuthUser,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Success<StsAnswer>>, ApiError> {
+) -> Result<JsonAnswer<Success<StsAnswer>>, ApiError> {
     let start = Instant::now();
     let body = read_body(&state, &headers, body).await?;
     let (object_id, need_callback) = refresh_body(&body)?;
@@ -121,7 +121,7 @@ async fn info(
     headers: HeaderMap,
     uri: Uri,
     body: Body,
-) -> Result<Json<Success<StsAnswer>>, ApiError> {
+) -> Result<JsonAnswer<Success<StsAnswer>>, ApiError> {
     let start = Instant::now();
     let body = read_body(&state, &headers, body).await?;
     let fields = params::collect(uri.query(), &body)?;
