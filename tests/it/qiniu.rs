@@ -622,17 +622,10 @@ async fn post_form(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-on_both_databases!(
-    form_upload_to_the_fake_qiniu_calls_back,
-    form_upload_to_the_fake_qiniu_calls_back_body
-);
-/// Type 0 with a callback, end to end: the browser POSTs the answer's `form` to the fake
-/// upload host, which checks the token and put policy with its own code, stores the file
-/// and calls stsgate back (QBox-signed) at `public_base_url`; the uploader gets stsgate's
-/// answer relayed. Before that, a forged token (401) and a file over the module's
-/// `max_bytes` (413, `fsizeLimit`) are refused by the fake, store nothing and leave the
-/// row `issued`; after it, the `insertOnly` token cannot overwrite (614).
-async fn form_upload_to_the_fake_qiniu_calls_back_body(db: Arc<Db>) {
+/// The fake upload host, and stsgate using it as `upload_host` with the fake's key pair,
+/// called back at a forwarded public port; `resource_image` limited to [`E2E_MAX_BYTES`].
+/// Answers (fake, server, public base URL, upload host).
+async fn e2e_server(db: Arc<Db>) -> (Arc<stsgate_fakes::qiniu::FakeQiniu>, Server, String, String) {
     let fake = stsgate_fakes::qiniu::FakeQiniu::new(QN_AK, QN_SK, BUCKET);
     let upload_host = fake.start().await;
     let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -650,7 +643,21 @@ async fn form_upload_to_the_fake_qiniu_calls_back_body(db: Arc<Db>) {
     })
     .await;
     forward(front, &s.base);
+    (fake, s, public, upload_host)
+}
 
+on_both_databases!(
+    form_upload_to_the_fake_qiniu_calls_back,
+    form_upload_to_the_fake_qiniu_calls_back_body
+);
+/// Type 0 with a callback, end to end: the browser POSTs the answer's `form` to the fake
+/// upload host, which checks the token and put policy with its own code, stores the file
+/// and calls stsgate back (QBox-signed) at `public_base_url`; the uploader gets stsgate's
+/// answer relayed. Before that, a forged token (401) and a file over the module's
+/// `max_bytes` (413, `fsizeLimit`) are refused by the fake, store nothing and leave the
+/// row `issued`; after it, the `insertOnly` token cannot overwrite (614).
+async fn form_upload_to_the_fake_qiniu_calls_back_body(db: Arc<Db>) {
+    let (fake, s, public, upload_host) = e2e_server(db).await;
     let a = s.sts("alice", Q_PNG).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let d = &a.body["data"];
@@ -723,5 +730,61 @@ async fn form_upload_to_the_fake_qiniu_calls_back_body(db: Arc<Db>) {
     assert_eq!(fake.buckets.get(BUCKET, &key).unwrap().data, png);
     assert_eq!(row, s.state.store.get_object(id).await.unwrap().unwrap());
     assert_eq!(fake.uploads(), 1);
+    s.stop().await;
+}
+
+/// `isDir` through the fake: the token's prefix scope lets the uploader name any key under
+/// the prefix (the fake stores it and stsgate accepts the callback); a key outside the prefix
+/// is refused by the fake (403); the bare prefix is stored by the fake but refused by
+/// stsgate's callback (403), which the fake reports as Qiniu does (579).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dir_form_upload_to_the_fake_qiniu() {
+    let (fake, s, _, _) = e2e_server(Arc::new(sqlite().await)).await;
+    let a = s
+        .sts(
+            "alice",
+            "type=0&extension=mp4&isNeedCallback=1&uploadModule=resource_video&isDir=1",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = &a.body["data"];
+    let id = d["objectId"].as_i64().unwrap();
+    let prefix = d["relativePath"].as_str().unwrap().to_string();
+    let mut form = d["form"].clone();
+    // An MP4 header: the fake sniffs video/mp4, inside the policy's `video/*`.
+    let mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isomfake-video-bytes".to_vec();
+
+    form["fields"]["key"] = json!("elsewhere/seg-001.mp4");
+    let (status, answer) = post_form(&s.http, &form, None, &mp4).await;
+    assert_eq!(
+        (status, answer),
+        (403, json!({"error": "key doesn't match with scope"}))
+    );
+    assert!(fake.buckets.objects().is_empty());
+
+    form["fields"]["key"] = json!(prefix.clone());
+    let (status, answer) = post_form(&s.http, &form, None, &mp4).await;
+    assert_eq!(status, 579, "{answer}");
+    assert_eq!(answer["error"], "callback failed: HTTP 403");
+    assert_eq!(fake.callbacks()[0].status, 403);
+    assert_eq!(
+        s.state.store.get_object(id).await.unwrap().unwrap().status,
+        "issued"
+    );
+
+    let key = format!("{prefix}seg-001.mp4");
+    form["fields"]["key"] = json!(key.clone());
+    let (status, answer) = post_form(&s.http, &form, None, &mp4).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["data"],
+        json!({"objectId": id, "status": "uploaded"})
+    );
+    assert_eq!(fake.buckets.get(BUCKET, &key).unwrap().data, mp4);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "uploaded");
+    assert_eq!(row.size, Some(mp4.len() as i64));
+    assert_eq!(row.mime.as_deref(), Some("video/mp4"));
+    assert_eq!(row.verified_by.as_deref(), Some("cloud-callback"));
     s.stop().await;
 }
