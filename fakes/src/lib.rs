@@ -16,6 +16,7 @@ pub mod huawei;
 pub mod jwks;
 pub mod ksyun;
 pub mod multipart;
+pub mod qiniu;
 pub mod tencent;
 
 pub use common::Mode;

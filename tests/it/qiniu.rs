@@ -563,3 +563,228 @@ async fn cloud_facts_replace_a_client_claim_never_the_reverse_body(db: Arc<Db>) 
     let r = qiniu_callback(&s, &auth, FORM, &[], &other).await;
     assert_eq!((r.status, r.code()), (403, 40301), "{}", r.text);
 }
+
+// ---- end to end through the fake Qiniu upload host ----
+
+/// A 1×1 PNG.
+const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+/// `max_bytes` of `resource_image` in the end-to-end test: the put policy's `fsizeLimit`.
+const E2E_MAX_BYTES: u64 = 4096;
+
+/// Forwards every connection to `listener` to `target` (`http://127.0.0.1:port`): the public
+/// address Qiniu calls back. The server's `public_base_url` is fixed before the server (and
+/// its port) exists, so the test binds the public port first and forwards it, as a load
+/// balancer in front of stsgate would (Host and path arrive unchanged).
+fn forward(listener: tokio::net::TcpListener, target: &str) {
+    let target = target.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+/// POSTs the answer's `form` as a browser does: its fields (the token replaced when
+/// `token` is given), then the file. Answers (status, JSON body).
+async fn post_form(
+    http: &reqwest::Client,
+    form: &Value,
+    token: Option<&str>,
+    data: &[u8],
+) -> (u16, Value) {
+    let fields: Vec<(String, String)> = form["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let v = match (k.as_str(), token) {
+                ("token", Some(t)) => t.to_string(),
+                _ => v.as_str().unwrap().to_string(),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let (ct, body) = stsgate_fakes::multipart::multipart_body(&fields, "a.png", "image/png", data);
+    let res = http
+        .post(form["url"].as_str().unwrap())
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("the fake upload host answers");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The fake upload host, and stsgate using it as `upload_host` with the fake's key pair,
+/// called back at a forwarded public port; `resource_image` limited to [`E2E_MAX_BYTES`].
+/// Answers (fake, server, public base URL, upload host).
+async fn e2e_server(db: Arc<Db>) -> (Arc<stsgate_fakes::qiniu::FakeQiniu>, Server, String, String) {
+    let fake = stsgate_fakes::qiniu::FakeQiniu::new(QN_AK, QN_SK, BUCKET);
+    let upload_host = fake.start().await;
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("http://{}", front.local_addr().unwrap());
+    let s = qiniu_server(db, |c| {
+        c.server.public_base_url = public.clone();
+        c.providers.qiniu.upload_host = upload_host.clone();
+        c.upload.modules.insert(
+            "resource_image".into(),
+            stsgate::config::ModuleConfig {
+                max_bytes: Some(E2E_MAX_BYTES),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    forward(front, &s.base);
+    (fake, s, public, upload_host)
+}
+
+on_both_databases!(
+    form_upload_to_the_fake_qiniu_calls_back,
+    form_upload_to_the_fake_qiniu_calls_back_body
+);
+/// Type 0 with a callback, end to end: the browser POSTs the answer's `form` to the fake
+/// upload host, which checks the token and put policy with its own code, stores the file
+/// and calls stsgate back (QBox-signed) at `public_base_url`; the uploader gets stsgate's
+/// answer relayed. Before that, a forged token (401) and a file over the module's
+/// `max_bytes` (413, `fsizeLimit`) are refused by the fake, store nothing and leave the
+/// row `issued`; after it, the `insertOnly` token cannot overwrite (614).
+async fn form_upload_to_the_fake_qiniu_calls_back_body(db: Arc<Db>) {
+    let (fake, s, public, upload_host) = e2e_server(db).await;
+    let a = s.sts("alice", Q_PNG).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = &a.body["data"];
+    let id = d["objectId"].as_i64().unwrap();
+    let key = d["relativePath"].as_str().unwrap().to_string();
+    let form = d["form"].clone();
+    assert_eq!(form["url"], upload_host.as_str());
+    let token = form["fields"]["token"].as_str().unwrap().to_string();
+    let policy = checked_policy(&token);
+    assert_eq!(policy["fsizeLimit"], E2E_MAX_BYTES);
+    let callback_url = format!("{public}/upload/callback");
+    assert_eq!(policy["callbackUrl"], callback_url.as_str());
+    let row_status = || async { s.state.store.get_object(id).await.unwrap().unwrap().status };
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG_1X1)
+        .unwrap();
+
+    // A token changed in one byte of its signature: 401 from the fake, nothing stored.
+    let mut forged = token.clone().into_bytes();
+    let at = QN_AK.len() + 3;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let (status, answer) = post_form(&s.http, &form, Some(&forged), &png).await;
+    assert_eq!((status, answer), (401, json!({"error": "bad token"})));
+    // A PNG one byte over the module's max_bytes: 413 (fsizeLimit), nothing stored.
+    let mut big = png.clone();
+    big.resize(E2E_MAX_BYTES as usize + 1, 0);
+    let (status, answer) = post_form(&s.http, &form, None, &big).await;
+    assert_eq!(
+        (status, answer),
+        (413, json!({"error": "exceed FsizeLimit"}))
+    );
+    assert!(fake.buckets.objects().is_empty(), "nothing stored");
+    assert!(
+        fake.callbacks().is_empty(),
+        "no callback for a refused upload"
+    );
+    assert_eq!(row_status().await, "issued");
+
+    // The genuine upload: stored, called back, stsgate's answer relayed to the uploader.
+    let (status, answer) = post_form(&s.http, &form, None, &png).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["code"], 0, "{answer}");
+    assert_eq!(
+        answer["data"],
+        json!({"objectId": id, "status": "uploaded"})
+    );
+    let stored = fake.buckets.get(BUCKET, &key).expect("the fake stored it");
+    assert_eq!(stored.data, png);
+    assert_eq!(stored.content_type.as_deref(), Some("image/png"));
+    let sent = fake.callbacks();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].url.as_str(), sent[0].status),
+        (callback_url.as_str(), 200)
+    );
+    assert!(sent[0].authorization.starts_with(&format!("QBox {QN_AK}:")));
+    assert_eq!(sent[0].content_type, FORM);
+    let etag = stsgate_fakes::qiniu::qetag(&png);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "uploaded");
+    assert_eq!(row.size, Some(png.len() as i64));
+    assert_eq!(row.mime.as_deref(), Some("image/png"));
+    assert_eq!(row.etag.as_deref(), Some(etag.as_str()));
+    assert_eq!(row.verified_by.as_deref(), Some("cloud-callback"));
+
+    // insertOnly: the same token cannot overwrite; the row does not change.
+    let (status, answer) = post_form(&s.http, &form, None, &big[..100]).await;
+    assert_eq!((status, answer), (614, json!({"error": "file exists"})));
+    assert_eq!(fake.buckets.get(BUCKET, &key).unwrap().data, png);
+    assert_eq!(row, s.state.store.get_object(id).await.unwrap().unwrap());
+    assert_eq!(fake.uploads(), 1);
+    s.stop().await;
+}
+
+/// `isDir` through the fake: the token's prefix scope lets the uploader name any key under
+/// the prefix (the fake stores it and stsgate accepts the callback); a key outside the prefix
+/// is refused by the fake (403); the bare prefix is stored by the fake but refused by
+/// stsgate's callback (403), which the fake reports as Qiniu does (579).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dir_form_upload_to_the_fake_qiniu() {
+    let (fake, s, _, _) = e2e_server(Arc::new(sqlite().await)).await;
+    let a = s
+        .sts(
+            "alice",
+            "type=0&extension=mp4&isNeedCallback=1&uploadModule=resource_video&isDir=1",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let d = &a.body["data"];
+    let id = d["objectId"].as_i64().unwrap();
+    let prefix = d["relativePath"].as_str().unwrap().to_string();
+    let mut form = d["form"].clone();
+    // An MP4 header: the fake sniffs video/mp4, inside the policy's `video/*`.
+    let mp4 = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isomfake-video-bytes".to_vec();
+
+    form["fields"]["key"] = json!("elsewhere/seg-001.mp4");
+    let (status, answer) = post_form(&s.http, &form, None, &mp4).await;
+    assert_eq!(
+        (status, answer),
+        (403, json!({"error": "key doesn't match with scope"}))
+    );
+    assert!(fake.buckets.objects().is_empty());
+
+    form["fields"]["key"] = json!(prefix.clone());
+    let (status, answer) = post_form(&s.http, &form, None, &mp4).await;
+    assert_eq!(status, 579, "{answer}");
+    assert_eq!(answer["error"], "callback failed: HTTP 403");
+    assert_eq!(fake.callbacks()[0].status, 403);
+    assert_eq!(
+        s.state.store.get_object(id).await.unwrap().unwrap().status,
+        "issued"
+    );
+
+    let key = format!("{prefix}seg-001.mp4");
+    form["fields"]["key"] = json!(key.clone());
+    let (status, answer) = post_form(&s.http, &form, None, &mp4).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["data"],
+        json!({"objectId": id, "status": "uploaded"})
+    );
+    assert_eq!(fake.buckets.get(BUCKET, &key).unwrap().data, mp4);
+    let row = s.state.store.get_object(id).await.unwrap().unwrap();
+    assert_eq!(row.status, "uploaded");
+    assert_eq!(row.size, Some(mp4.len() as i64));
+    assert_eq!(row.mime.as_deref(), Some("video/mp4"));
+    assert_eq!(row.verified_by.as_deref(), Some("cloud-callback"));
+    s.stop().await;
+}
