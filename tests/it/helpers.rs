@@ -334,7 +334,14 @@ where
     S: tracing::Subscriber + Send + Sync + 'static,
     F: std::future::Future<Output = ()>,
 {
+    // One capture at a time: registering or dropping a dispatcher recomputes tracing's
+    // global level hint from a snapshot of the live dispatchers, so two captures starting and
+    // ending on parallel test threads can leave the hint at OFF while one of them runs (its
+    // events are then filtered out before any subscriber sees them).
+    static CAPTURE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
