@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+use super::http::Upstream;
 use super::{CloudObject, Head, ProviderError};
 
 /// A signed object request: the full URL and the headers the signature covers.
@@ -51,6 +54,63 @@ pub async fn send_once(
     let headers = res.headers().clone();
     let _ = res.bytes().await;
     Ok((status, headers))
+}
+
+/// What a cloud brings to the shared `HEAD`/`DELETE` ([`head`], [`delete`]): its name (in
+/// errors), its upstream, whether it verifies uploads, and the signing of one request with the
+/// long-term key at the current time (called again for every attempt).
+pub trait ObjectSigner: Sync {
+    /// The service's name in errors (`S3`, `OSS`, ...).
+    const SERVICE: &'static str;
+    /// The cloud's upstream (client, budget, retries).
+    fn upstream(&self) -> &Upstream;
+    /// `verify_uploads` of the cloud's section.
+    fn verify_uploads(&self) -> bool;
+    /// `method` (`HEAD` or `DELETE`) of `key` in `bucket`, signed now.
+    fn sign_object(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<SignedRequest, ProviderError>;
+}
+
+/// [`CredentialProvider::head_object`](super::CredentialProvider::head_object) for a cloud:
+/// [`Head::CannotVerify`] without `verify_uploads`, else a signed `HEAD` through the
+/// upstream's retries within `deadline`.
+pub async fn head<S: ObjectSigner>(
+    cloud: &S,
+    bucket: &str,
+    key: &str,
+    deadline: Instant,
+) -> Result<Head, ProviderError> {
+    if !cloud.verify_uploads() {
+        return Ok(Head::CannotVerify);
+    }
+    let up = cloud.upstream();
+    up.call(deadline, |t| async move {
+        let signed = cloud.sign_object("HEAD", bucket, key)?;
+        let (status, headers) = send_once(&up.client, reqwest::Method::HEAD, signed, t).await?;
+        head_answer(S::SERVICE, status, &headers)
+    })
+    .await
+}
+
+/// [`CredentialProvider::delete_object`](super::CredentialProvider::delete_object) for a
+/// cloud: a signed `DELETE` through the upstream's retries within `deadline`.
+pub async fn delete<S: ObjectSigner>(
+    cloud: &S,
+    bucket: &str,
+    key: &str,
+    deadline: Instant,
+) -> Result<(), ProviderError> {
+    let up = cloud.upstream();
+    up.call(deadline, |t| async move {
+        let signed = cloud.sign_object("DELETE", bucket, key)?;
+        let (status, _) = send_once(&up.client, reqwest::Method::DELETE, signed, t).await?;
+        delete_answer(S::SERVICE, status)
+    })
+    .await
 }
 
 /// A `HEAD` answer: 2xx → the object's facts, 404 → absent, anything else an error

@@ -150,27 +150,6 @@ impl Inner {
         callback::parse_public_key(&pem).map(Arc::new)
     }
 
-    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), V1-signed with the
-    /// long-term key at the current time; answers (status, headers).
-    async fn object_once(
-        &self,
-        method: reqwest::Method,
-        bucket: &str,
-        key: &str,
-        timeout: Duration,
-    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
-        let signed = sign::sign_object_request(
-            self.cfg.access_key_id.expose(),
-            self.cfg.access_key_secret.expose(),
-            method.as_str(),
-            &form::bucket_url(&self.endpoint, bucket),
-            bucket,
-            key,
-            self.clock.now_unix(),
-        );
-        object::send_once(&self.upstream.client, method, signed, timeout).await
-    }
-
     async fn verify(&self, input: &CallbackInput) -> Result<(), CallbackError> {
         let header = |n: &str| input.headers.get(n).and_then(|v| v.to_str().ok());
         // The URL is checked before anything else, and before any network access.
@@ -270,6 +249,37 @@ impl Cloud for AliyunProvider {
     }
 }
 
+/// `HEAD`/`DELETE` of one object, signed with the long-term key at the current time.
+impl object::ObjectSigner for Inner {
+    const SERVICE: &'static str = "OSS";
+
+    fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    fn verify_uploads(&self) -> bool {
+        self.cfg.verify_uploads
+    }
+
+    fn sign_object(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<object::SignedRequest, ProviderError> {
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.access_key_secret.expose(),
+            method,
+            &form::bucket_url(&self.endpoint, bucket),
+            bucket,
+            key,
+            self.clock.now_unix(),
+        );
+        Ok(signed)
+    }
+}
+
 #[async_trait]
 impl CredentialProvider for AliyunProvider {
     fn cloud_type(&self) -> CloudType {
@@ -345,19 +355,7 @@ impl CredentialProvider for AliyunProvider {
         key: &str,
         deadline: Instant,
     ) -> Result<Head, ProviderError> {
-        let inner = &self.inner;
-        if !inner.cfg.verify_uploads {
-            return Ok(Head::CannotVerify);
-        }
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, headers) = inner
-                    .object_once(reqwest::Method::HEAD, bucket, key, t)
-                    .await?;
-                object::head_answer("OSS", status, &headers)
-            })
-            .await
+        object::head(&*self.inner, bucket, key, deadline).await
     }
 
     async fn delete_object(
@@ -366,16 +364,7 @@ impl CredentialProvider for AliyunProvider {
         key: &str,
         deadline: Instant,
     ) -> Result<(), ProviderError> {
-        let inner = &self.inner;
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, _) = inner
-                    .object_once(reqwest::Method::DELETE, bucket, key, t)
-                    .await?;
-                object::delete_answer("OSS", status)
-            })
-            .await
+        object::delete(&*self.inner, bucket, key, deadline).await
     }
 
     async fn verify_callback(&self, input: &CallbackInput) -> Result<(), CallbackRefused> {

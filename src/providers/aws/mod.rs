@@ -110,43 +110,6 @@ impl Inner {
         );
         Ok(cred)
     }
-
-    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
-    /// long-term key at the current time; answers (status, headers).
-    async fn object_once(
-        &self,
-        method: reqwest::Method,
-        bucket: &str,
-        key: &str,
-        timeout: Duration,
-    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
-        let cfg = &self.cfg;
-        let url = sign::object_url(
-            &form::bucket_url(&cfg.s3_endpoint, &cfg.region, bucket, cfg.path_style),
-            key,
-        );
-        let signed = sign::sign_object_request(
-            SigV4Key {
-                access_key_id: cfg.access_key_id.expose(),
-                secret_access_key: cfg.secret_access_key.expose(),
-                session_token: None,
-            },
-            method.as_str(),
-            &url,
-            &cfg.region,
-            system_time(self.clock.now_unix()),
-        )
-        .map_err(ProviderError::Unusable)?;
-        let signed = object::SignedRequest {
-            url,
-            headers: signed
-                .headers
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        };
-        object::send_once(&self.upstream.client, method, signed, timeout).await
-    }
 }
 
 impl Cloud for AwsProvider {
@@ -186,6 +149,53 @@ impl Cloud for AwsProvider {
                 cfg,
             }),
         })
+    }
+}
+
+/// `HEAD`/`DELETE` of one object, signed with the long-term key at the current time.
+impl object::ObjectSigner for Inner {
+    const SERVICE: &'static str = "S3";
+
+    fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    fn verify_uploads(&self) -> bool {
+        self.cfg.verify_uploads
+    }
+
+    fn sign_object(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<object::SignedRequest, ProviderError> {
+        let cfg = &self.cfg;
+        let url = sign::object_url(
+            &form::bucket_url(&cfg.s3_endpoint, &cfg.region, bucket, cfg.path_style),
+            key,
+        );
+        let signed = sign::sign_object_request(
+            SigV4Key {
+                access_key_id: cfg.access_key_id.expose(),
+                secret_access_key: cfg.secret_access_key.expose(),
+                session_token: None,
+            },
+            method,
+            &url,
+            &cfg.region,
+            system_time(self.clock.now_unix()),
+        )
+        .map_err(ProviderError::Unusable)?;
+        let signed = object::SignedRequest {
+            url,
+            headers: signed
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        };
+        Ok(signed)
     }
 }
 
@@ -252,19 +262,7 @@ impl CredentialProvider for AwsProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Head, ProviderError> {
-        let inner = &self.inner;
-        if !inner.cfg.verify_uploads {
-            return Ok(Head::CannotVerify);
-        }
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, headers) = inner
-                    .object_once(reqwest::Method::HEAD, bucket, key, t)
-                    .await?;
-                object::head_answer("S3", status, &headers)
-            })
-            .await
+        object::head(&*self.inner, bucket, key, deadline).await
     }
 
     async fn delete_object(
@@ -273,16 +271,7 @@ impl CredentialProvider for AwsProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<(), ProviderError> {
-        let inner = &self.inner;
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, _) = inner
-                    .object_once(reqwest::Method::DELETE, bucket, key, t)
-                    .await?;
-                object::delete_answer("S3", status)
-            })
-            .await
+        object::delete(&*self.inner, bucket, key, deadline).await
     }
 }
 

@@ -101,28 +101,6 @@ impl Inner {
         let (status, bytes) = send(req).await?;
         sts::parse(status, &bytes, &[ak, sk])
     }
-
-    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
-    /// long-term key at the current time; answers (status, headers).
-    async fn object_once(
-        &self,
-        method: reqwest::Method,
-        bucket: &str,
-        key: &str,
-        timeout: Duration,
-    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
-        let target = crate::providers::form::bucket_url(&self.endpoint, bucket)
-            .and_then(|url| sign::object_target(&url, key))
-            .ok_or_else(|| ProviderError::Unusable("BOS endpoint is not a URL".into()))?;
-        let signed = sign::sign_object_request(
-            self.cfg.access_key_id.expose(),
-            self.cfg.secret_access_key.expose(),
-            method.as_str(),
-            &target,
-            &rfc3339(self.clock.now_unix()),
-        );
-        object::send_once(&self.upstream.client, method, signed, timeout).await
-    }
 }
 
 /// The presigned `PUT` of `key` (`uploadUrl`) at `bucket_url` with the temporary
@@ -192,6 +170,38 @@ impl Cloud for BaiduProvider {
     }
 }
 
+/// `HEAD`/`DELETE` of one object, signed with the long-term key at the current time.
+impl object::ObjectSigner for Inner {
+    const SERVICE: &'static str = "BOS";
+
+    fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    fn verify_uploads(&self) -> bool {
+        self.cfg.verify_uploads
+    }
+
+    fn sign_object(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<object::SignedRequest, ProviderError> {
+        let target = crate::providers::form::bucket_url(&self.endpoint, bucket)
+            .and_then(|url| sign::object_target(&url, key))
+            .ok_or_else(|| ProviderError::Unusable("BOS endpoint is not a URL".into()))?;
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.secret_access_key.expose(),
+            method,
+            &target,
+            &rfc3339(self.clock.now_unix()),
+        );
+        Ok(signed)
+    }
+}
+
 #[async_trait]
 impl CredentialProvider for BaiduProvider {
     fn cloud_type(&self) -> CloudType {
@@ -251,19 +261,7 @@ impl CredentialProvider for BaiduProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Head, ProviderError> {
-        let inner = &self.inner;
-        if !inner.cfg.verify_uploads {
-            return Ok(Head::CannotVerify);
-        }
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, headers) = inner
-                    .object_once(reqwest::Method::HEAD, bucket, key, t)
-                    .await?;
-                object::head_answer("BOS", status, &headers)
-            })
-            .await
+        object::head(&*self.inner, bucket, key, deadline).await
     }
 
     async fn delete_object(
@@ -272,16 +270,7 @@ impl CredentialProvider for BaiduProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<(), ProviderError> {
-        let inner = &self.inner;
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, _) = inner
-                    .object_once(reqwest::Method::DELETE, bucket, key, t)
-                    .await?;
-                object::delete_answer("BOS", status)
-            })
-            .await
+        object::delete(&*self.inner, bucket, key, deadline).await
     }
 }
 

@@ -99,30 +99,6 @@ impl Inner {
         let (status, bytes) = send(req).await?;
         sts::parse(status, &bytes, &[ak, sk])
     }
-
-    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
-    /// long-term key at the current time; answers (status, headers).
-    async fn object_once(
-        &self,
-        method: reqwest::Method,
-        bucket: &str,
-        key: &str,
-        timeout: Duration,
-    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
-        let base = bucket_url(&self.endpoint, bucket).ok_or_else(|| {
-            ProviderError::Unusable("providers.huawei.obs_endpoint is not a URL".into())
-        })?;
-        let signed = sign::sign_object_request(
-            self.cfg.access_key_id.expose(),
-            self.cfg.secret_access_key.expose(),
-            method.as_str(),
-            &base,
-            bucket,
-            key,
-            self.clock.now_unix(),
-        );
-        object::send_once(&self.upstream.client, method, signed, timeout).await
-    }
 }
 
 /// The presigned `PUT` of `key` (`uploadUrl`) with the temporary credentials: the token as
@@ -198,6 +174,40 @@ impl Cloud for HuaweiProvider {
     }
 }
 
+/// `HEAD`/`DELETE` of one object, signed with the long-term key at the current time.
+impl object::ObjectSigner for Inner {
+    const SERVICE: &'static str = "OBS";
+
+    fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    fn verify_uploads(&self) -> bool {
+        self.cfg.verify_uploads
+    }
+
+    fn sign_object(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<object::SignedRequest, ProviderError> {
+        let base = bucket_url(&self.endpoint, bucket).ok_or_else(|| {
+            ProviderError::Unusable("providers.huawei.obs_endpoint is not a URL".into())
+        })?;
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.secret_access_key.expose(),
+            method,
+            &base,
+            bucket,
+            key,
+            self.clock.now_unix(),
+        );
+        Ok(signed)
+    }
+}
+
 #[async_trait]
 impl CredentialProvider for HuaweiProvider {
     fn cloud_type(&self) -> CloudType {
@@ -256,19 +266,7 @@ impl CredentialProvider for HuaweiProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Head, ProviderError> {
-        let inner = &self.inner;
-        if !inner.cfg.verify_uploads {
-            return Ok(Head::CannotVerify);
-        }
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, headers) = inner
-                    .object_once(reqwest::Method::HEAD, bucket, key, t)
-                    .await?;
-                object::head_answer("OBS", status, &headers)
-            })
-            .await
+        object::head(&*self.inner, bucket, key, deadline).await
     }
 
     async fn delete_object(
@@ -277,16 +275,7 @@ impl CredentialProvider for HuaweiProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<(), ProviderError> {
-        let inner = &self.inner;
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, _) = inner
-                    .object_once(reqwest::Method::DELETE, bucket, key, t)
-                    .await?;
-                object::delete_answer("OBS", status)
-            })
-            .await
+        object::delete(&*self.inner, bucket, key, deadline).await
     }
 }
 

@@ -101,27 +101,6 @@ impl Inner {
         let (status, bytes) = send(req).await?;
         sts::parse(status, &bytes, &[ak, sk])
     }
-
-    /// One `HEAD`/`DELETE` of `key` in `bucket` (one send, no retry), signed with the
-    /// long-term key at the current time; answers (status, headers).
-    async fn object_once(
-        &self,
-        method: reqwest::Method,
-        bucket: &str,
-        key: &str,
-        timeout: Duration,
-    ) -> Result<(u16, reqwest::header::HeaderMap), ProviderError> {
-        let signed = sign::sign_object_request(
-            self.cfg.access_key_id.expose(),
-            self.cfg.secret_access_key.expose(),
-            method.as_str(),
-            &form::bucket_url(&self.ks3_endpoint, bucket),
-            bucket,
-            key,
-            self.clock.now_unix(),
-        );
-        object::send_once(&self.upstream.client, method, signed, timeout).await
-    }
 }
 
 /// The presigned `PUT` of `key` (`uploadUrl`) with the temporary credentials, expiring with
@@ -186,6 +165,37 @@ impl Cloud for KsyunProvider {
     }
 }
 
+/// `HEAD`/`DELETE` of one object, signed with the long-term key at the current time.
+impl object::ObjectSigner for Inner {
+    const SERVICE: &'static str = "KS3";
+
+    fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    fn verify_uploads(&self) -> bool {
+        self.cfg.verify_uploads
+    }
+
+    fn sign_object(
+        &self,
+        method: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<object::SignedRequest, ProviderError> {
+        let signed = sign::sign_object_request(
+            self.cfg.access_key_id.expose(),
+            self.cfg.secret_access_key.expose(),
+            method,
+            &form::bucket_url(&self.ks3_endpoint, bucket),
+            bucket,
+            key,
+            self.clock.now_unix(),
+        );
+        Ok(signed)
+    }
+}
+
 #[async_trait]
 impl CredentialProvider for KsyunProvider {
     fn cloud_type(&self) -> CloudType {
@@ -244,19 +254,7 @@ impl CredentialProvider for KsyunProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<Head, ProviderError> {
-        let inner = &self.inner;
-        if !inner.cfg.verify_uploads {
-            return Ok(Head::CannotVerify);
-        }
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, headers) = inner
-                    .object_once(reqwest::Method::HEAD, bucket, key, t)
-                    .await?;
-                object::head_answer("KS3", status, &headers)
-            })
-            .await
+        object::head(&*self.inner, bucket, key, deadline).await
     }
 
     async fn delete_object(
@@ -265,16 +263,7 @@ impl CredentialProvider for KsyunProvider {
         key: &str,
         deadline: tokio::time::Instant,
     ) -> Result<(), ProviderError> {
-        let inner = &self.inner;
-        inner
-            .upstream
-            .call(deadline, |t| async move {
-                let (status, _) = inner
-                    .object_once(reqwest::Method::DELETE, bucket, key, t)
-                    .await?;
-                object::delete_answer("KS3", status)
-            })
-            .await
+        object::delete(&*self.inner, bucket, key, deadline).await
     }
 }
 
