@@ -244,23 +244,132 @@ impl IdPool {
     }
 }
 
-/// The status and failure columns of an inserted row.
-pub(crate) fn status_of(end: &Option<Finished>) -> (&'static str, Option<&str>) {
-    match end {
-        Some(Finished::Failed { reason }) => ("failed", Some(reason.as_str())),
-        _ => ("issued", None),
-    }
+/// A batch as three JSON arrays, one bound parameter each, so that a batch of any size is
+/// the same SQL text (prepared once, no statement shapes to cache) and one round trip to the
+/// database. The databases unpack them (`json_each` on SQLite, `json_populate_recordset` on
+/// PostgreSQL); keys are the `objects` column names.
+#[derive(Debug, Default)]
+pub(crate) struct BatchJson {
+    /// New rows: every column of an issuance.
+    pub inserts: String,
+    /// `{id, bucket, object_key, expires_at}` of rows completed after their upstream call.
+    pub completes: String,
+    /// `{id, failure}` of rows that failed after their upstream call.
+    pub fails: String,
+    /// Whether the batch holds nothing but inserts (then the one `INSERT` statement is the
+    /// whole transaction).
+    pub only_inserts: bool,
 }
 
-/// The bucket, key and expiry columns of an inserted row.
-pub(crate) fn issued_of(end: &Option<Finished>) -> (Option<&str>, Option<&str>, Option<i64>) {
-    match end {
-        Some(Finished::Issued {
-            bucket,
-            key,
-            expires_at,
-        }) => (Some(bucket.as_str()), Some(key.as_str()), Some(*expires_at)),
-        _ => (None, None, None),
+#[derive(serde::Serialize)]
+struct InsertRow<'a> {
+    id: i64,
+    owner: &'a str,
+    cloud_type: i64,
+    module: &'a str,
+    platform: &'a str,
+    project_id: Option<i64>,
+    extension: &'a str,
+    is_dir: i64,
+    status: &'static str,
+    failure: Option<&'a str>,
+    bucket: Option<&'a str>,
+    object_key: Option<&'a str>,
+    expires_at: Option<i64>,
+    created_at: i64,
+}
+
+#[derive(serde::Serialize)]
+struct CompleteRow<'a> {
+    id: i64,
+    bucket: &'a str,
+    object_key: &'a str,
+    expires_at: i64,
+}
+
+#[derive(serde::Serialize)]
+struct FailRow<'a> {
+    id: i64,
+    failure: &'a str,
+}
+
+/// Appends `row` to the JSON array in `out` (opened with `[` on the first row).
+fn push_json<T: serde::Serialize>(out: &mut String, row: &T) {
+    out.push(if out.is_empty() { '[' } else { ',' });
+    // A struct of strings and integers always serialises.
+    out.push_str(&serde_json::to_string(row).unwrap_or_default());
+}
+
+impl BatchJson {
+    /// Encodes `writes` (in their order within each array).
+    pub(crate) fn encode(writes: &[Write]) -> BatchJson {
+        let mut b = BatchJson {
+            inserts: String::with_capacity(writes.len() * 256),
+            ..BatchJson::default()
+        };
+        for w in writes {
+            match w {
+                Write::Insert { id, row, end } => {
+                    let (status, failure) = match end {
+                        Some(Finished::Failed { reason }) => ("failed", Some(reason.as_str())),
+                        _ => ("issued", None),
+                    };
+                    let (bucket, object_key, expires_at) = match end {
+                        Some(Finished::Issued {
+                            bucket,
+                            key,
+                            expires_at,
+                        }) => (Some(bucket.as_str()), Some(key.as_str()), Some(*expires_at)),
+                        _ => (None, None, None),
+                    };
+                    push_json(
+                        &mut b.inserts,
+                        &InsertRow {
+                            id: *id,
+                            owner: &row.owner,
+                            cloud_type: row.cloud_type,
+                            module: &row.module,
+                            platform: &row.platform,
+                            project_id: row.project_id,
+                            extension: &row.extension,
+                            is_dir: i64::from(row.is_dir),
+                            status,
+                            failure,
+                            bucket,
+                            object_key,
+                            expires_at,
+                            created_at: row.created_at,
+                        },
+                    );
+                }
+                Write::Complete {
+                    id,
+                    bucket,
+                    key,
+                    expires_at,
+                } => push_json(
+                    &mut b.completes,
+                    &CompleteRow {
+                        id: *id,
+                        bucket,
+                        object_key: key,
+                        expires_at: *expires_at,
+                    },
+                ),
+                Write::Fail { id, reason } => push_json(
+                    &mut b.fails,
+                    &FailRow {
+                        id: *id,
+                        failure: reason,
+                    },
+                ),
+            }
+        }
+        b.only_inserts = b.completes.is_empty() && b.fails.is_empty();
+        for a in [&mut b.inserts, &mut b.completes, &mut b.fails] {
+            a.push_str(if a.is_empty() { "[]" } else { "]" });
+        }
+        b
     }
 }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgPool, Row};
 
-use super::batch::{self, Batcher, Finished, IdPool, Write};
+use super::batch::{self, BatchJson, Batcher, Finished, IdPool, Write};
 use super::{
     ConsumeOutcome, FactSource, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject,
     ObjectRecord, ObjectStore, OutboxEvent, StoreError, UploadFacts,
@@ -21,8 +21,22 @@ use super::{
 /// restart; replicas interleave their blocks).
 const ID_BLOCK: usize = 64;
 
-/// Rows per multi-row `INSERT` (bounds the number of statement shapes prepared).
-const INSERT_CHUNK: usize = 64;
+/// A batch in one statement (the JSON arrays of [`BatchJson`]): its own transaction, one
+/// round trip, prepared once per connection whatever the batch's size. The data-modifying
+/// parts all run; no row is both inserted and updated in one batch (a row's completion is
+/// queued only after its insert committed).
+const APPLY_BATCH: &str = "WITH \
+    inserted AS (INSERT INTO objects (id, owner, cloud_type, module, platform, project_id, \
+        extension, is_dir, status, failure, bucket, object_key, expires_at, created_at) \
+        SELECT id, owner, cloud_type, module, platform, project_id, extension, is_dir, status, \
+        failure, bucket, object_key, expires_at, created_at \
+        FROM json_populate_recordset(NULL::objects, $1::json)), \
+    completed AS (UPDATE objects o SET bucket = c.bucket, object_key = c.object_key, \
+        expires_at = c.expires_at \
+        FROM json_populate_recordset(NULL::objects, $2::json) AS c WHERE o.id = c.id), \
+    failed AS (UPDATE objects o SET status = 'failed', failure = c.failure \
+        FROM json_populate_recordset(NULL::objects, $3::json) AS c WHERE o.id = c.id) \
+    SELECT 1";
 
 /// PostgreSQL-backed [`ObjectStore`].
 #[derive(Debug, Clone)]
@@ -41,68 +55,14 @@ struct PgWriter {
 #[async_trait]
 impl batch::Writer for PgWriter {
     async fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserts: Vec<_> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Insert { id, row, end } => Some((*id, row, end)),
-                _ => None,
-            })
-            .collect();
-        for chunk in inserts.chunks(INSERT_CHUNK) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO objects (id, owner, cloud_type, module, platform, project_id, \
-                 extension, is_dir, status, failure, bucket, object_key, expires_at, created_at) ",
-            );
-            q.push_values(chunk, |mut b, (id, n, end)| {
-                let (status, failure) = batch::status_of(end);
-                let (bucket, key, expires_at) = batch::issued_of(end);
-                b.push_bind(*id)
-                    .push_bind(&n.owner)
-                    .push_bind(n.cloud_type as i32)
-                    .push_bind(&n.module)
-                    .push_bind(&n.platform)
-                    .push_bind(n.project_id)
-                    .push_bind(&n.extension)
-                    .push_bind(i32::from(n.is_dir))
-                    .push_bind(status)
-                    .push_bind(failure)
-                    .push_bind(bucket)
-                    .push_bind(key)
-                    .push_bind(expires_at)
-                    .push_bind(n.created_at);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        for w in writes {
-            match w {
-                Write::Insert { .. } => {}
-                Write::Complete {
-                    id,
-                    bucket,
-                    key,
-                    expires_at,
-                } => {
-                    sqlx::query(
-                        "UPDATE objects SET bucket = $1, object_key = $2, expires_at = $3 WHERE id = $4",
-                    )
-                    .bind(bucket)
-                    .bind(key)
-                    .bind(expires_at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Write::Fail { id, reason } => {
-                    sqlx::query("UPDATE objects SET status = 'failed', failure = $1 WHERE id = $2")
-                        .bind(reason)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await?;
+        // One statement: its own transaction, one round trip, the same text for any batch.
+        let b = BatchJson::encode(writes);
+        sqlx::query(APPLY_BATCH)
+            .bind(&b.inserts)
+            .bind(&b.completes)
+            .bind(&b.fails)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

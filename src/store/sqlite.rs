@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
-use super::batch::{self, Batcher, Finished, IdPool, Write};
+use super::batch::{self, BatchJson, Batcher, Finished, IdPool, Write};
 use super::{
     ConsumeOutcome, FactSource, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject,
     ObjectRecord, ObjectStore, OutboxEvent, StoreError, StoreOptions, UploadFacts,
@@ -21,8 +21,35 @@ use super::{
 /// restart).
 const ID_BLOCK: usize = 256;
 
-/// Rows per multi-row `INSERT` (bounds the number of statement shapes cached).
-const INSERT_CHUNK: usize = 64;
+/// The new rows of a batch, from the JSON array of [`BatchJson::inserts`].
+macro_rules! insert_batch {
+    ($p:literal) => {
+        concat!(
+            "INSERT INTO objects (id, owner, cloud_type, module, platform, project_id, \
+             extension, is_dir, status, failure, bucket, object_key, expires_at, created_at) \
+             SELECT value->>'id', value->>'owner', value->>'cloud_type', value->>'module', \
+             value->>'platform', value->>'project_id', value->>'extension', value->>'is_dir', \
+             value->>'status', value->>'failure', value->>'bucket', value->>'object_key', \
+             value->>'expires_at', value->>'created_at' FROM json_each(",
+            $p,
+            ")"
+        )
+    };
+}
+
+/// A batch of nothing but new rows: one statement, its own transaction.
+const INSERT_BATCH: &str = insert_batch!("?1");
+
+/// A batch with completions or failures: one transaction, one call to the connection.
+const APPLY_BATCH: &str = concat!(
+    "BEGIN IMMEDIATE; ",
+    insert_batch!("?1"),
+    "; UPDATE objects SET bucket = u.value->>'bucket', object_key = u.value->>'object_key', \
+     expires_at = u.value->>'expires_at' FROM json_each(?2) AS u WHERE objects.id = u.value->>'id'; \
+     UPDATE objects SET status = 'failed', failure = u.value->>'failure' \
+     FROM json_each(?3) AS u WHERE objects.id = u.value->>'id'; \
+     COMMIT"
+);
 
 /// SQLite-backed [`ObjectStore`].
 #[derive(Debug, Clone)]
@@ -110,8 +137,14 @@ impl SqliteStore {
         // that crosses 1000 WAL pages, stalling that batch and every request waiting on it
         // (the tail of the latency). A background task checkpoints instead (`PASSIVE`: it
         // copies what no reader still needs and never waits for the writer).
-        let writer =
-            SqliteConnection::connect_with(&opts.clone().pragma("wal_autocheckpoint", "0")).await?;
+        let writer = SqliteConnection::connect_with(
+            &opts
+                .clone()
+                .pragma("wal_autocheckpoint", "0")
+                // A transaction's statement journal in memory, not a temporary file per batch.
+                .pragma("temp_store", "memory"),
+        )
+        .await?;
         spawn_checkpointer(pool.clone());
         Ok(SqliteStore {
             pool,
@@ -159,68 +192,28 @@ struct SqliteWriter {
 #[async_trait]
 impl batch::Writer for SqliteWriter {
     async fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
-        let mut tx = self.conn.begin().await?;
-        let inserts: Vec<_> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Insert { id, row, end } => Some((*id, row, end)),
-                _ => None,
-            })
-            .collect();
-        for chunk in inserts.chunks(INSERT_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO objects (id, owner, cloud_type, module, platform, project_id, \
-                 extension, is_dir, status, failure, bucket, object_key, expires_at, created_at) ",
-            );
-            q.push_values(chunk, |mut b, (id, n, end)| {
-                let (status, failure) = batch::status_of(end);
-                let (bucket, key, expires_at) = batch::issued_of(end);
-                b.push_bind(*id)
-                    .push_bind(&n.owner)
-                    .push_bind(n.cloud_type)
-                    .push_bind(&n.module)
-                    .push_bind(&n.platform)
-                    .push_bind(n.project_id)
-                    .push_bind(&n.extension)
-                    .push_bind(i64::from(n.is_dir))
-                    .push_bind(status)
-                    .push_bind(failure)
-                    .push_bind(bucket)
-                    .push_bind(key)
-                    .push_bind(expires_at)
-                    .push_bind(n.created_at);
-            });
-            q.build().execute(&mut *tx).await?;
+        let b = BatchJson::encode(writes);
+        if b.only_inserts {
+            // One statement in autocommit: its own transaction, all rows or none.
+            sqlx::query(INSERT_BATCH)
+                .bind(&b.inserts)
+                .execute(&mut self.conn)
+                .await?;
+            return Ok(());
         }
-        for w in writes {
-            match w {
-                Write::Insert { .. } => {}
-                Write::Complete {
-                    id,
-                    bucket,
-                    key,
-                    expires_at,
-                } => {
-                    sqlx::query(
-                        "UPDATE objects SET bucket = ?, object_key = ?, expires_at = ? WHERE id = ?",
-                    )
-                    .bind(bucket)
-                    .bind(key)
-                    .bind(expires_at)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Write::Fail { id, reason } => {
-                    sqlx::query("UPDATE objects SET status = 'failed', failure = ? WHERE id = ?")
-                        .bind(reason)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+        // One round trip to the connection's thread for the whole transaction.
+        let applied = sqlx::query(APPLY_BATCH)
+            .bind(&b.inserts)
+            .bind(&b.completes)
+            .bind(&b.fails)
+            .execute(&mut self.conn)
+            .await;
+        if let Err(e) = applied {
+            // The statement that failed left the transaction open (or it never began, and
+            // there is nothing to roll back).
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+            return Err(e.into());
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ mod edges;
 mod hostile;
 mod huawei;
 mod ksyun;
+mod ledger;
 mod openapi;
 mod qiniu;
 mod redis;
