@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 
-use super::batch::{self, BatchJson, Batcher, Finished, IdPool, Write};
+use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
     ConsumeOutcome, FactSource, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject,
     ObjectRecord, ObjectStore, OutboxEvent, StoreError, UploadFacts,
@@ -50,6 +50,130 @@ pub struct PgStore {
 /// The group-commit task's side: transactions on a pool connection.
 struct PgWriter {
     pool: PgPool,
+}
+
+/// A batch as three JSON arrays, one bound parameter each, so that a batch of any size is
+/// the same SQL text (prepared once per connection) and one round trip; PostgreSQL unpacks
+/// them with `json_populate_recordset` (keys are the `objects` column names).
+#[derive(Debug, Default)]
+struct BatchJson {
+    /// New rows: every column of an issuance.
+    inserts: String,
+    /// `{id, bucket, object_key, expires_at}` of rows completed after their upstream call.
+    completes: String,
+    /// `{id, failure}` of rows that failed after their upstream call.
+    fails: String,
+}
+
+#[derive(serde::Serialize)]
+struct InsertRow<'a> {
+    id: i64,
+    owner: &'a str,
+    cloud_type: i64,
+    module: &'a str,
+    platform: &'a str,
+    project_id: Option<i64>,
+    extension: &'a str,
+    is_dir: i64,
+    status: &'static str,
+    failure: Option<&'a str>,
+    bucket: Option<&'a str>,
+    object_key: Option<&'a str>,
+    expires_at: Option<i64>,
+    created_at: i64,
+}
+
+#[derive(serde::Serialize)]
+struct CompleteRow<'a> {
+    id: i64,
+    bucket: &'a str,
+    object_key: &'a str,
+    expires_at: i64,
+}
+
+#[derive(serde::Serialize)]
+struct FailRow<'a> {
+    id: i64,
+    failure: &'a str,
+}
+
+/// Appends `row` to the JSON array in `out` (opened with `[` on the first row).
+fn push_json<T: serde::Serialize>(out: &mut String, row: &T) {
+    out.push(if out.is_empty() { '[' } else { ',' });
+    // A struct of strings and integers always serialises.
+    out.push_str(&serde_json::to_string(row).unwrap_or_default());
+}
+
+impl BatchJson {
+    /// Encodes `writes` (in their order within each array).
+    fn encode(writes: &[Write]) -> BatchJson {
+        let mut b = BatchJson {
+            inserts: String::with_capacity(writes.len() * 256),
+            ..BatchJson::default()
+        };
+        for w in writes {
+            match w {
+                Write::Insert { id, row, end } => {
+                    let (status, failure) = match end {
+                        Some(Finished::Failed { reason }) => ("failed", Some(reason.as_str())),
+                        _ => ("issued", None),
+                    };
+                    let (bucket, object_key, expires_at) = match end {
+                        Some(Finished::Issued {
+                            bucket,
+                            key,
+                            expires_at,
+                        }) => (Some(bucket.as_str()), Some(key.as_str()), Some(*expires_at)),
+                        _ => (None, None, None),
+                    };
+                    push_json(
+                        &mut b.inserts,
+                        &InsertRow {
+                            id: *id,
+                            owner: &row.owner,
+                            cloud_type: row.cloud_type,
+                            module: &row.module,
+                            platform: &row.platform,
+                            project_id: row.project_id,
+                            extension: &row.extension,
+                            is_dir: i64::from(row.is_dir),
+                            status,
+                            failure,
+                            bucket,
+                            object_key,
+                            expires_at,
+                            created_at: row.created_at,
+                        },
+                    );
+                }
+                Write::Complete {
+                    id,
+                    bucket,
+                    key,
+                    expires_at,
+                } => push_json(
+                    &mut b.completes,
+                    &CompleteRow {
+                        id: *id,
+                        bucket,
+                        object_key: key,
+                        expires_at: *expires_at,
+                    },
+                ),
+                Write::Fail { id, reason } => push_json(
+                    &mut b.fails,
+                    &FailRow {
+                        id: *id,
+                        failure: reason,
+                    },
+                ),
+            }
+        }
+        for a in [&mut b.inserts, &mut b.completes, &mut b.fails] {
+            a.push_str(if a.is_empty() { "[]" } else { "]" });
+        }
+        b
+    }
 }
 
 #[async_trait]

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
-use super::batch::{self, BatchJson, Batcher, Finished, IdPool, Write};
+use super::batch::{self, Batcher, Finished, IdPool, Write};
 use super::{
     ConsumeOutcome, FactSource, IdemRecord, ListFilter, MarkOutcome, NewEvent, NewObject,
     ObjectRecord, ObjectStore, OutboxEvent, StoreError, StoreOptions, UploadFacts,
@@ -21,35 +21,71 @@ use super::{
 /// restart).
 const ID_BLOCK: usize = 256;
 
-/// The new rows of a batch, from the JSON array of [`BatchJson::inserts`].
-macro_rules! insert_batch {
-    ($p:literal) => {
-        concat!(
+/// Row counts of the `INSERT` statements the writer prepares. A batch of new rows uses the
+/// smallest that holds them (the rows it does not use are bound NULL and filtered out), so
+/// four statements serve every batch size: no statement is prepared under load, and a
+/// batch of up to 64 new rows is one statement in autocommit, one call to the connection.
+const SHAPES: [usize; 4] = [1, 4, 16, 64];
+
+/// Columns of a new row.
+const INSERT_COLUMNS: usize = 14;
+
+/// The `INSERT` of each of [`SHAPES`].
+static INSERT_SQL: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
+    SHAPES.map(|rows| {
+        let row = format!("({})", vec!["?"; INSERT_COLUMNS].join(", "));
+        format!(
             "INSERT INTO objects (id, owner, cloud_type, module, platform, project_id, \
              extension, is_dir, status, failure, bucket, object_key, expires_at, created_at) \
-             SELECT value->>'id', value->>'owner', value->>'cloud_type', value->>'module', \
-             value->>'platform', value->>'project_id', value->>'extension', value->>'is_dir', \
-             value->>'status', value->>'failure', value->>'bucket', value->>'object_key', \
-             value->>'expires_at', value->>'created_at' FROM json_each(",
-            $p,
-            ")"
+             SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL",
+            vec![row; rows].join(", ")
         )
-    };
+    })
+});
+
+/// Inserts `rows` (at most the largest of [`SHAPES`]) in one statement.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    rows: &[(i64, &NewObject, &Option<Finished>)],
+) -> Result<(), sqlx::Error> {
+    let shape = SHAPES
+        .iter()
+        .position(|&n| n >= rows.len())
+        .expect("a chunk fits the largest shape");
+    let mut q = sqlx::query(&INSERT_SQL[shape]);
+    for (id, n, end) in rows {
+        let (status, failure) = match end {
+            Some(Finished::Failed { reason }) => ("failed", Some(reason.as_str())),
+            _ => ("issued", None),
+        };
+        let (bucket, key, expires_at) = match end {
+            Some(Finished::Issued {
+                bucket,
+                key,
+                expires_at,
+            }) => (Some(bucket.as_str()), Some(key.as_str()), Some(*expires_at)),
+            _ => (None, None, None),
+        };
+        q = q
+            .bind(*id)
+            .bind(n.owner.as_str())
+            .bind(n.cloud_type)
+            .bind(n.module.as_str())
+            .bind(n.platform.as_str())
+            .bind(n.project_id)
+            .bind(n.extension.as_str())
+            .bind(i64::from(n.is_dir))
+            .bind(status)
+            .bind(failure)
+            .bind(bucket)
+            .bind(key)
+            .bind(expires_at)
+            .bind(n.created_at);
+    }
+    // Parameters past the last row stay unbound: NULL, filtered out by `column1 IS NOT NULL`.
+    q.execute(conn).await?;
+    Ok(())
 }
-
-/// A batch of nothing but new rows: one statement, its own transaction.
-const INSERT_BATCH: &str = insert_batch!("?1");
-
-/// A batch with completions or failures: one transaction, one call to the connection.
-const APPLY_BATCH: &str = concat!(
-    "BEGIN IMMEDIATE; ",
-    insert_batch!("?1"),
-    "; UPDATE objects SET bucket = u.value->>'bucket', object_key = u.value->>'object_key', \
-     expires_at = u.value->>'expires_at' FROM json_each(?2) AS u WHERE objects.id = u.value->>'id'; \
-     UPDATE objects SET status = 'failed', failure = u.value->>'failure' \
-     FROM json_each(?3) AS u WHERE objects.id = u.value->>'id'; \
-     COMMIT"
-);
 
 /// SQLite-backed [`ObjectStore`].
 #[derive(Debug, Clone)]
@@ -192,28 +228,52 @@ struct SqliteWriter {
 #[async_trait]
 impl batch::Writer for SqliteWriter {
     async fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
-        let b = BatchJson::encode(writes);
-        if b.only_inserts {
+        let largest = SHAPES[SHAPES.len() - 1];
+        let inserts: Vec<_> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Insert { id, row, end } => Some((*id, row, end)),
+                _ => None,
+            })
+            .collect();
+        if inserts.len() == writes.len() && inserts.len() <= largest {
             // One statement in autocommit: its own transaction, all rows or none.
-            sqlx::query(INSERT_BATCH)
-                .bind(&b.inserts)
-                .execute(&mut self.conn)
-                .await?;
+            insert_rows(&mut self.conn, &inserts).await?;
             return Ok(());
         }
-        // One round trip to the connection's thread for the whole transaction.
-        let applied = sqlx::query(APPLY_BATCH)
-            .bind(&b.inserts)
-            .bind(&b.completes)
-            .bind(&b.fails)
-            .execute(&mut self.conn)
-            .await;
-        if let Err(e) = applied {
-            // The statement that failed left the transaction open (or it never began, and
-            // there is nothing to roll back).
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-            return Err(e.into());
+        let mut tx = self.conn.begin().await?;
+        for chunk in inserts.chunks(largest) {
+            insert_rows(&mut tx, chunk).await?;
         }
+        for w in writes {
+            match w {
+                Write::Insert { .. } => {}
+                Write::Complete {
+                    id,
+                    bucket,
+                    key,
+                    expires_at,
+                } => {
+                    sqlx::query(
+                        "UPDATE objects SET bucket = ?, object_key = ?, expires_at = ? WHERE id = ?",
+                    )
+                    .bind(bucket)
+                    .bind(key)
+                    .bind(expires_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Write::Fail { id, reason } => {
+                    sqlx::query("UPDATE objects SET status = 'failed', failure = ? WHERE id = ?")
+                        .bind(reason)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 
