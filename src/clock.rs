@@ -50,6 +50,43 @@ pub fn rfc3339(unix: i64) -> String {
     b.iter().map(|&c| char::from(c)).collect()
 }
 
+/// RFC 3339 UTC with microseconds (`2026-12-04T01:36:27.054953Z`), the log lines' time,
+/// written digit by digit (`time`'s formatter for years outside 0–9999).
+pub fn write_rfc3339_micros(
+    w: &mut impl std::fmt::Write,
+    unix: i64,
+    micros: u32,
+) -> std::fmt::Result {
+    let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        let s = rfc3339_formatted(t);
+        return write!(w, "{}.{:06}Z", s.trim_end_matches('Z'), micros.min(999_999));
+    }
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let year = year as u32;
+    for (i, div) in [1000, 100, 10, 1].into_iter().enumerate() {
+        b[i] = b'0' + ((year / div) % 10) as u8;
+    }
+    for (at, v) in [
+        (5, u8::from(t.month())),
+        (8, t.day()),
+        (11, t.hour()),
+        (14, t.minute()),
+        (17, t.second()),
+    ] {
+        b[at] = b'0' + v / 10;
+        b[at + 1] = b'0' + v % 10;
+    }
+    let mut m = micros.min(999_999);
+    for i in (20..26).rev() {
+        b[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    // Only ASCII digits and separators were written.
+    w.write_str(std::str::from_utf8(&b).unwrap_or("1970-01-01T00:00:00.000000Z"))
+}
+
 /// [`rfc3339`] through `time`'s formatter.
 fn rfc3339_formatted(t: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
@@ -109,6 +146,18 @@ mod tests {
         fn rfc3339_matches_the_formatter(unix in -62_135_596_800i64..=253_402_300_799i64) {
             let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
             prop_assert_eq!(super::rfc3339(unix), super::rfc3339_formatted(t));
+        }
+
+        #[test]
+        fn log_times_match_the_formatter(unix in 0i64..=253_402_300_799i64, micros in 0u32..1_000_000) {
+            let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap()
+                + time::Duration::microseconds(i64::from(micros));
+            let f = time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+            );
+            let mut ours = String::new();
+            super::write_rfc3339_micros(&mut ours, unix, micros).unwrap();
+            prop_assert_eq!(ours, t.format(&f).unwrap());
         }
 
         #[test]

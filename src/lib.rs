@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod logline;
 pub mod metrics;
 pub mod notify;
 pub mod providers;
@@ -243,7 +244,13 @@ pub fn init_tracing() {
             .flatten_event(true)
             .with_current_span(true)
             .try_init();
-    } else {
+    } else if ansi {
         let _ = builder.try_init();
+    } else {
+        // The same layout as the default formatter, without its generic path (logline.rs).
+        let _ = builder
+            .fmt_fields(logline::LineFields)
+            .event_format(logline::LineFormat)
+            .try_init();
     }
 }

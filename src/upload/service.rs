@@ -65,7 +65,9 @@ pub async fn issue(
     let run = || issue_once(app, user, p, deadline, request_id);
     match idem_key {
         None => run().await,
-        Some(key) => idempotent(app, user, key, p.hash(), deadline, run).await,
+        // Boxed: the idempotent path (store, Redis, polling) is most of this future's size,
+        // which every request would otherwise carry and move.
+        Some(key) => Box::pin(idempotent(app, user, key, p.hash(), deadline, run)).await,
     }
 }
 
@@ -357,7 +359,7 @@ pub async fn refresh(
             let hash = crate::providers::crypto::hex(crate::providers::crypto::sha256(
                 canonical.as_bytes(),
             ));
-            idempotent(app, user, key, hash, deadline, run).await
+            Box::pin(idempotent(app, user, key, hash, deadline, run)).await
         }
     }
 }
