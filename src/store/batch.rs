@@ -85,6 +85,9 @@ pub trait Writer: Send + 'static {
     async fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError>;
     /// Reserves `n` fresh objectIds, committed before they are returned.
     async fn reserve(&mut self, n: usize) -> Result<Vec<i64>, StoreError>;
+    /// Runs after a batch's callers were answered, before the next batch (SQLite rewinds
+    /// its WAL here).
+    async fn after_batch(&mut self) {}
 }
 
 enum Job {
@@ -193,6 +196,7 @@ async fn run<W: Writer>(
         for done in waiting.drain(..) {
             let _ = done.send(result.clone());
         }
+        writer.after_batch().await;
     }
 }
 
@@ -200,7 +204,10 @@ async fn run<W: Writer>(
 #[derive(Debug)]
 pub struct IdPool {
     ids: std::sync::Mutex<VecDeque<i64>>,
+    /// Held by whoever reserves (one reservation at a time, blocks appended in order).
     refill: tokio::sync::Mutex<()>,
+    /// A reservation ahead of need is under way.
+    ahead: std::sync::atomic::AtomicBool,
     block: usize,
 }
 
@@ -210,36 +217,64 @@ impl IdPool {
         IdPool {
             ids: std::sync::Mutex::new(VecDeque::new()),
             refill: tokio::sync::Mutex::new(()),
+            ahead: std::sync::atomic::AtomicBool::new(false),
             block: block.max(1),
         }
     }
 
-    fn pop(&self) -> Option<i64> {
+    /// The next id and how many are left after it.
+    fn pop(&self) -> (Option<i64>, usize) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let id = ids.pop_front();
+        (id, ids.len())
+    }
+
+    fn len(&self) -> usize {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Reserves one block through `batcher` (the caller holds `refill`).
+    async fn reserve_block(&self, batcher: &Batcher) -> Result<(), StoreError> {
+        let fresh = batcher.reserve(self.block).await?;
+        if fresh.is_empty() {
+            return Err(StoreError::Unavailable("no objectId reserved".into()));
+        }
         self.ids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
+            .extend(fresh);
+        Ok(())
     }
 
-    /// The next objectId; reserves a block through `batcher` when the pool is empty (one
-    /// caller reserves, the others wait for it).
-    pub async fn next(&self, batcher: &Batcher) -> Result<i64, StoreError> {
+    /// The next objectId. When fewer than half a block is left, the next block is reserved
+    /// in the background, so that under load no request waits for a reservation (waiting
+    /// once per block stalled every request at once); when the pool is empty, one caller
+    /// reserves and the others wait for it.
+    pub async fn next(self: &std::sync::Arc<Self>, batcher: &Batcher) -> Result<i64, StoreError> {
+        use std::sync::atomic::Ordering;
         loop {
-            if let Some(id) = self.pop() {
+            let (id, left) = self.pop();
+            if let Some(id) = id {
+                if left < self.block / 2 && !self.ahead.swap(true, Ordering::AcqRel) {
+                    let (pool, batcher) = (self.clone(), batcher.clone());
+                    tokio::spawn(async move {
+                        let refill = pool.refill.lock().await;
+                        if pool.len() < pool.block / 2 {
+                            if let Err(e) = pool.reserve_block(&batcher).await {
+                                tracing::debug!(error = %e, "objectId reservation ahead failed");
+                            }
+                        }
+                        drop(refill);
+                        pool.ahead.store(false, Ordering::Release);
+                    });
+                }
                 return Ok(id);
             }
-            let _refilling = self.refill.lock().await;
-            if let Some(id) = self.pop() {
-                return Ok(id);
+            let _refill = self.refill.lock().await;
+            if self.len() > 0 {
+                continue;
             }
-            let fresh = batcher.reserve(self.block).await?;
-            if fresh.is_empty() {
-                return Err(StoreError::Unavailable("no objectId reserved".into()));
-            }
-            self.ids
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(fresh);
+            self.reserve_block(batcher).await?;
         }
     }
 }

@@ -17,9 +17,9 @@ use super::{
     ObjectRecord, ObjectStore, OutboxEvent, StoreError, UploadFacts,
 };
 
-/// objectIds taken from the sequence per reservation (at most this many are skipped by a
-/// restart; replicas interleave their blocks).
-const ID_BLOCK: usize = 64;
+/// objectIds taken from the sequence per reservation (the next block is taken when half of
+/// one is left, so a restart skips at most two blocks; replicas interleave their blocks).
+const ID_BLOCK: usize = 512;
 
 /// A batch in one statement (the JSON arrays of [`BatchJson`]): its own transaction, one
 /// round trip, prepared once per connection whatever the batch's size. The data-modifying
