@@ -85,7 +85,25 @@ pub const GAUGES: &[&str] = &["stsgate_webhook_events_pending"];
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Handles of the per-request metrics already registered, so a request does not build
+    /// label strings and look its series up in the registry (a few dozen entries: routes ×
+    /// methods × statuses).
+    http: Arc<std::sync::RwLock<Vec<HttpSeries>>>,
+    issued: Arc<std::sync::RwLock<Vec<(&'static str, metrics::Counter)>>>,
 }
+
+/// The two series one kind of HTTP answer updates.
+struct HttpSeries {
+    route: Box<str>,
+    method: Box<str>,
+    status: u16,
+    duration: metrics::Histogram,
+    count: metrics::Counter,
+}
+
+/// Entries cached at most; beyond, series are looked up each time (the registry stays
+/// right, only slower).
+const SERIES_CACHED: usize = 512;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -132,6 +150,8 @@ impl Metrics {
         Metrics {
             recorder: Arc::new(recorder),
             handle,
+            http: Arc::default(),
+            issued: Arc::default(),
         }
     }
 
@@ -149,10 +169,39 @@ impl Metrics {
 
     /// One HTTP request.
     pub fn http_request(&self, route: &str, method: &str, status: u16, secs: f64) {
-        let l = [("route", route.to_string()), ("method", method.to_string())];
-        self.observe("stsgate_http_request_duration_seconds", &l, secs);
-        let l = [l[0].clone(), l[1].clone(), ("status", status.to_string())];
-        self.inc("stsgate_http_requests_total", &l);
+        let found = |series: &[HttpSeries]| {
+            series
+                .iter()
+                .find(|s| s.status == status && &*s.route == route && &*s.method == method)
+                .map(|s| (s.duration.clone(), s.count.clone()))
+        };
+        let cached = found(&self.http.read().unwrap_or_else(|e| e.into_inner()));
+        let (duration, count) = match cached {
+            Some(handles) => handles,
+            None => {
+                let l = [("route", route.to_string()), ("method", method.to_string())];
+                let duration = self
+                    .recorder
+                    .register_histogram(&key("stsgate_http_request_duration_seconds", &l), &META);
+                let l = [l[0].clone(), l[1].clone(), ("status", status.to_string())];
+                let count = self
+                    .recorder
+                    .register_counter(&key("stsgate_http_requests_total", &l), &META);
+                let mut series = self.http.write().unwrap_or_else(|e| e.into_inner());
+                if series.len() < SERIES_CACHED && found(&series).is_none() {
+                    series.push(HttpSeries {
+                        route: route.into(),
+                        method: method.into(),
+                        status,
+                        duration: duration.clone(),
+                        count: count.clone(),
+                    });
+                }
+                (duration, count)
+            }
+        };
+        duration.record(secs);
+        count.increment(1);
     }
 
     /// One upstream call attempt.
@@ -201,10 +250,28 @@ impl Metrics {
 
     /// Credentials handed out.
     pub fn issued(&self, provider: &'static str) {
-        self.inc(
-            "stsgate_credentials_issued_total",
-            &[("provider", provider.into())],
-        );
+        let cached = self
+            .issued
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .map(|(_, c)| c.clone());
+        let counter = cached.unwrap_or_else(|| {
+            let c = self.recorder.register_counter(
+                &key(
+                    "stsgate_credentials_issued_total",
+                    &[("provider", provider.into())],
+                ),
+                &META,
+            );
+            let mut issued = self.issued.write().unwrap_or_else(|e| e.into_inner());
+            if !issued.iter().any(|(p, _)| *p == provider) {
+                issued.push((provider, c.clone()));
+            }
+            c
+        });
+        counter.increment(1);
     }
 
     /// A callback (`origin`: user or a cloud name; `outcome`: a short word).
@@ -270,6 +337,55 @@ mod tests {
             rows,
             DESCRIPTIONS.len(),
             "README lists a metric the code does not have"
+        );
+    }
+
+    /// Cached handles update the same series the registry renders.
+    #[test]
+    fn cached_series_count_every_request() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            m.http_request("/upload/sts/info", "GET", 200, 0.002);
+        }
+        m.http_request("/upload/sts/info", "GET", 401, 0.001);
+        m.http_request("/healthz", "GET", 200, 0.001);
+        for _ in 0..2 {
+            m.issued("qiniu");
+        }
+        m.issued("aws");
+        let text = m.render();
+        let value = |series: &str| {
+            text.lines()
+                .find(|l| l.starts_with(series))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{series} in {text}"))
+        };
+        assert_eq!(
+            value(
+                r#"stsgate_http_requests_total{route="/upload/sts/info",method="GET",status="200"}"#
+            ),
+            3.0
+        );
+        assert_eq!(
+            value(
+                r#"stsgate_http_requests_total{route="/upload/sts/info",method="GET",status="401"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                r#"stsgate_http_request_duration_seconds_count{route="/upload/sts/info",method="GET"}"#
+            ),
+            4.0
+        );
+        assert_eq!(
+            value(r#"stsgate_credentials_issued_total{provider="qiniu"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(r#"stsgate_credentials_issued_total{provider="aws"}"#),
+            1.0
         );
     }
 
