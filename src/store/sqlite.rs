@@ -214,8 +214,8 @@ impl SqliteStore {
 /// How often the background checkpoint runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL frames (of a page each) past which the writer rewinds the WAL.
-const REWIND_FRAMES: i64 = 4096;
+/// WAL frames (of a page each, 32 MB) past which the writer rewinds the WAL.
+const REWIND_FRAMES: i64 = 8192;
 
 /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] on a pool connection until the pool is
 /// closed; a failed checkpoint is retried at the next tick.
@@ -224,8 +224,9 @@ const REWIND_FRAMES: i64 = 4096;
 /// over: SQLite rewinds the WAL only when a write begins with every frame copied, which a
 /// writer that never pauses never finds, and the WAL grew by some 6 KB per issued objectId,
 /// forever (100 MB a second in the load benchmark). So once a pass finds more than
-/// [`REWIND_FRAMES`] in the WAL it raises `rewind`, and the writer, between two batches,
-/// checkpoints the few frames written since on its own connection; with no other writer
+/// [`REWIND_FRAMES`] in the WAL, a second pass copies what was written during the first,
+/// then it raises `rewind`, and the writer, between two batches, checkpoints the few frames
+/// written since on its own connection; with no other writer
 /// that copies everything, and its next write starts the WAL from the beginning. (A
 /// `RESTART` checkpoint from here would do the same, but it takes the write lock away from
 /// the writer, whose busy handler then sleeps in steps of several milliseconds: every
@@ -244,13 +245,12 @@ fn spawn_checkpointer(
             if pool.is_closed() {
                 break;
             }
-            // (busy, frames in the WAL, frames copied)
-            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_one(&pool)
-                .await
-            {
-                Ok((_, frames, _)) if frames > rewind_frames => {
-                    rewind.store(true, std::sync::atomic::Ordering::Release)
+            match checkpoint_pass(&pool).await {
+                Ok(frames) if frames > rewind_frames => {
+                    // Once more, so that the writer is left only what was written during
+                    // this short second pass (its copy and syncs stall the batches).
+                    let _ = checkpoint_pass(&pool).await;
+                    rewind.store(true, std::sync::atomic::Ordering::Release);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -259,6 +259,15 @@ fn spawn_checkpointer(
             }
         }
     });
+}
+
+/// One `PASSIVE` checkpoint; the number of frames in the WAL.
+async fn checkpoint_pass(pool: &sqlx::SqlitePool) -> Result<i64, sqlx::Error> {
+    // (busy, frames in the WAL, frames copied)
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    Ok(frames)
 }
 
 /// The writer connection of the group-commit task.
