@@ -210,12 +210,20 @@ pub async fn sweep(state: &AppState) {
     }
 }
 
-/// Runs [`sweep`] once a minute.
+/// How often the metrics' histogram samples are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Runs [`sweep`] once a minute, and the metrics' upkeep every [`METRICS_UPKEEP`]: the
+/// recorder keeps every histogram sample until it is folded into the buckets, which a scrape
+/// of `/metrics` also does — without one (no Prometheus configured) the samples piled up,
+/// 24 bytes each: some 20 MB a minute at 15 k requests/s.
 async fn expiry_sweeper(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut upkeep = tokio::time::interval(METRICS_UPKEEP);
     loop {
         tokio::select! {
             _ = tick.tick() => sweep(&state).await,
+            _ = upkeep.tick() => state.metrics.upkeep(),
             _ = stop.changed() => return,
         }
     }

@@ -305,6 +305,13 @@ impl Metrics {
         self.inc(name, &[]);
     }
 
+    /// Folds the histogram samples recorded since the last upkeep (or scrape) into their
+    /// buckets; until then the recorder holds each sample. The server runs it every few
+    /// seconds.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -386,6 +393,39 @@ mod tests {
         assert_eq!(
             value(r#"stsgate_credentials_issued_total{provider="aws"}"#),
             1.0
+        );
+    }
+
+    /// Upkeep folds samples into the histogram without losing any.
+    #[test]
+    fn upkeep_keeps_every_sample() {
+        let m = Metrics::new();
+        for _ in 0..1000 {
+            m.http_request("/healthz", "GET", 200, 0.003);
+        }
+        m.upkeep();
+        m.http_request("/healthz", "GET", 200, 0.2);
+        m.upkeep();
+        let text = m.render();
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix} in {text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+        };
+        assert_eq!(
+            line(r#"stsgate_http_request_duration_seconds_count{route="/healthz",method="GET"}"#),
+            1001.0
+        );
+        assert_eq!(
+            line(
+                r#"stsgate_http_request_duration_seconds_bucket{route="/healthz",method="GET",le="0.005"}"#
+            ),
+            1000.0
         );
     }
 
