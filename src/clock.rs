@@ -33,7 +33,14 @@ pub fn rfc3339(unix: i64) -> String {
         return rfc3339_formatted(t);
     }
     let mut b = *b"0000-00-00T00:00:00Z";
-    let year = year as u32;
+    write_date_time(&mut b, t);
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS` of `t` (year 0–9999) over the first 19 bytes of `b`, which
+/// holds the separators already.
+fn write_date_time(b: &mut [u8], t: OffsetDateTime) {
+    let year = t.year() as u32;
     for (i, div) in [1000, 100, 10, 1].into_iter().enumerate() {
         b[i] = b'0' + ((year / div) % 10) as u8;
     }
@@ -47,7 +54,6 @@ pub fn rfc3339(unix: i64) -> String {
         b[at] = b'0' + v / 10;
         b[at + 1] = b'0' + v % 10;
     }
-    b.iter().map(|&c| char::from(c)).collect()
 }
 
 /// RFC 3339 UTC with microseconds (`2026-12-04T01:36:27.054953Z`), the log lines' time,
@@ -64,20 +70,7 @@ pub fn write_rfc3339_micros(
         return write!(w, "{}.{:06}Z", s.trim_end_matches('Z'), micros.min(999_999));
     }
     let mut b = *b"0000-00-00T00:00:00.000000Z";
-    let year = year as u32;
-    for (i, div) in [1000, 100, 10, 1].into_iter().enumerate() {
-        b[i] = b'0' + ((year / div) % 10) as u8;
-    }
-    for (at, v) in [
-        (5, u8::from(t.month())),
-        (8, t.day()),
-        (11, t.hour()),
-        (14, t.minute()),
-        (17, t.second()),
-    ] {
-        b[at] = b'0' + v / 10;
-        b[at + 1] = b'0' + v % 10;
-    }
+    write_date_time(&mut b, t);
     let mut m = micros.min(999_999);
     for i in (20..26).rev() {
         b[i] = b'0' + (m % 10) as u8;

@@ -279,6 +279,26 @@ impl IdPool {
     }
 }
 
+/// The status and failure columns of an inserted row.
+pub(crate) fn status_of(end: &Option<Finished>) -> (&'static str, Option<&str>) {
+    match end {
+        Some(Finished::Failed { reason }) => ("failed", Some(reason.as_str())),
+        _ => ("issued", None),
+    }
+}
+
+/// The bucket, key and expiry columns of an inserted row.
+pub(crate) fn issued_of(end: &Option<Finished>) -> (Option<&str>, Option<&str>, Option<i64>) {
+    match end {
+        Some(Finished::Issued {
+            bucket,
+            key,
+            expires_at,
+        }) => (Some(bucket.as_str()), Some(key.as_str()), Some(*expires_at)),
+        _ => (None, None, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering::Relaxed;

@@ -114,18 +114,8 @@ impl BatchJson {
         for w in writes {
             match w {
                 Write::Insert { id, row, end } => {
-                    let (status, failure) = match end {
-                        Some(Finished::Failed { reason }) => ("failed", Some(reason.as_str())),
-                        _ => ("issued", None),
-                    };
-                    let (bucket, object_key, expires_at) = match end {
-                        Some(Finished::Issued {
-                            bucket,
-                            key,
-                            expires_at,
-                        }) => (Some(bucket.as_str()), Some(key.as_str()), Some(*expires_at)),
-                        _ => (None, None, None),
-                    };
+                    let (status, failure) = batch::status_of(end);
+                    let (bucket, object_key, expires_at) = batch::issued_of(end);
                     push_json(
                         &mut b.inserts,
                         &InsertRow {

@@ -54,18 +54,8 @@ async fn insert_rows(
         .expect("a chunk fits the largest shape");
     let mut q = sqlx::query(&INSERT_SQL[shape]);
     for (id, n, end) in rows {
-        let (status, failure) = match end {
-            Some(Finished::Failed { reason }) => ("failed", Some(reason.as_str())),
-            _ => ("issued", None),
-        };
-        let (bucket, key, expires_at) = match end {
-            Some(Finished::Issued {
-                bucket,
-                key,
-                expires_at,
-            }) => (Some(bucket.as_str()), Some(key.as_str()), Some(*expires_at)),
-            _ => (None, None, None),
-        };
+        let (status, failure) = batch::status_of(end);
+        let (bucket, key, expires_at) = batch::issued_of(end);
         q = q
             .bind(*id)
             .bind(n.owner.as_str())
